@@ -1,0 +1,13 @@
+//! The capture agent: reads packets, decodes them down to SIP, sends HEPv3.
+//!
+//! Stages, each a synchronous function of its input plus the capture time the caller
+//! passes in (so replays are deterministic):
+//! - [`source`]: packets from pcap/pcapng files;
+//! - [`packet`]: link layer, VLANs, tunnels, IPv4/IPv6, defragmentation, UDP/TCP/SCTP;
+//! - [`tcp`]: TCP stream reassembly and message framing (SIP, SIP over WebSocket, HEP);
+//! - the pipeline and HEP sender (added by the agent itself).
+
+pub mod flow;
+pub mod packet;
+pub mod source;
+pub mod tcp;

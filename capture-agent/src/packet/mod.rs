@@ -1,0 +1,1 @@
+//! Packet decoding from the link layer down to transport payloads.

@@ -1,0 +1,1 @@
+//! TCP stream reassembly and framing of the messages carried in a stream.

@@ -234,8 +234,19 @@ impl std::error::Error for HepError {}
 /// (it may not all be buffered yet: compare with `buf.len()`). `Err`: the stream does not
 /// start with a HEP packet (resynchronise or close).
 pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, HepError> {
-    let _ = buf;
-    unimplemented!("hep::frame_len")
+    const HEADER: usize = 6;
+    let magic_len = buf.len().min(4);
+    if buf[..magic_len] != b"HEP3"[..magic_len] {
+        return Err(HepError::BadMagic);
+    }
+    if buf.len() < HEADER {
+        return Ok(None);
+    }
+    let len = usize::from(u16::from_be_bytes([buf[4], buf[5]]));
+    if len < HEADER {
+        return Err(HepError::BadLength { offset: 4, value: len });
+    }
+    Ok(Some(len))
 }
 
 /// Decodes one HEP packet (any version). `buf` must be exactly one packet (a datagram,
@@ -252,4 +263,20 @@ pub fn decode(buf: &[u8]) -> Result<Hep<'_>, HepError> {
 pub fn encode_v3(hep: &Hep<'_>, out: &mut Vec<u8>) -> Result<usize, HepError> {
     let _ = (hep, out);
     unimplemented!("hep::encode_v3")
+}
+
+#[cfg(test)]
+mod frame_tests {
+    use super::*;
+
+    #[test]
+    fn frames_a_stream() {
+        assert_eq!(frame_len(b""), Ok(None));
+        assert_eq!(frame_len(b"HE"), Ok(None));
+        assert_eq!(frame_len(b"HEP3\x00"), Ok(None));
+        assert_eq!(frame_len(b"HEP3\x00\x71rest"), Ok(Some(0x71)));
+        assert_eq!(frame_len(b"HEP3\x00\x02"), Err(HepError::BadLength { offset: 4, value: 2 }));
+        assert_eq!(frame_len(b"GET "), Err(HepError::BadMagic));
+        assert_eq!(frame_len(b"X"), Err(HepError::BadMagic));
+    }
 }

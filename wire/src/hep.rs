@@ -210,15 +210,24 @@ impl fmt::Display for HepError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             Self::Truncated { needed, available } => {
-                write!(f, "truncated HEP packet: need {needed} bytes, have {available}")
+                write!(
+                    f,
+                    "truncated HEP packet: need {needed} bytes, have {available}"
+                )
             }
-            Self::BadMagic => f.write_str("not a HEP packet: no HEP3 magic and no v1/v2 version byte"),
+            Self::BadMagic => {
+                f.write_str("not a HEP packet: no HEP3 magic and no v1/v2 version byte")
+            }
             Self::BadLength { offset, value } => {
                 write!(f, "bad HEP length field {value} at offset {offset}")
             }
-            Self::BadAddress => f.write_str("bad HEP address: unknown family or wrong address size"),
+            Self::BadAddress => {
+                f.write_str("bad HEP address: unknown family or wrong address size")
+            }
             Self::NoPayload => f.write_str("HEP packet has no payload chunk"),
-            Self::BadCompression => f.write_str("HEP compressed payload does not inflate (or is too large)"),
+            Self::BadCompression => {
+                f.write_str("HEP compressed payload does not inflate (or is too large)")
+            }
             Self::TooLarge { len } => {
                 write!(f, "HEP packet of {len} bytes exceeds the 65535-byte limit")
             }
@@ -244,7 +253,10 @@ pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, HepError> {
     }
     let len = usize::from(u16::from_be_bytes([buf[4], buf[5]]));
     if len < HEADER {
-        return Err(HepError::BadLength { offset: 4, value: len });
+        return Err(HepError::BadLength {
+            offset: 4,
+            value: len,
+        });
     }
     Ok(Some(len))
 }
@@ -275,7 +287,13 @@ mod frame_tests {
         assert_eq!(frame_len(b"HE"), Ok(None));
         assert_eq!(frame_len(b"HEP3\x00"), Ok(None));
         assert_eq!(frame_len(b"HEP3\x00\x71rest"), Ok(Some(0x71)));
-        assert_eq!(frame_len(b"HEP3\x00\x02"), Err(HepError::BadLength { offset: 4, value: 2 }));
+        assert_eq!(
+            frame_len(b"HEP3\x00\x02"),
+            Err(HepError::BadLength {
+                offset: 4,
+                value: 2
+            })
+        );
         assert_eq!(frame_len(b"GET "), Err(HepError::BadMagic));
         assert_eq!(frame_len(b"X"), Err(HepError::BadMagic));
     }

@@ -98,7 +98,9 @@ pub struct ScanConfig {
 
 impl Default for ScanConfig {
     fn default() -> Self {
-        Self { aleg_headers: vec![b"X-CID".to_vec(), b"X-Call-ID".to_vec()] }
+        Self {
+            aleg_headers: vec![b"X-CID".to_vec(), b"X-Call-ID".to_vec()],
+        }
     }
 }
 

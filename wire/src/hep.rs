@@ -11,7 +11,9 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use flate2::{Crc, Decompress, FlushDecompress, Status};
 
 /// Largest HEP packet: the v3 length field is a u16.
 pub const MAX_PACKET_LEN: usize = u16::MAX as usize;
@@ -210,15 +212,24 @@ impl fmt::Display for HepError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             Self::Truncated { needed, available } => {
-                write!(f, "truncated HEP packet: need {needed} bytes, have {available}")
+                write!(
+                    f,
+                    "truncated HEP packet: need {needed} bytes, have {available}"
+                )
             }
-            Self::BadMagic => f.write_str("not a HEP packet: no HEP3 magic and no v1/v2 version byte"),
+            Self::BadMagic => {
+                f.write_str("not a HEP packet: no HEP3 magic and no v1/v2 version byte")
+            }
             Self::BadLength { offset, value } => {
                 write!(f, "bad HEP length field {value} at offset {offset}")
             }
-            Self::BadAddress => f.write_str("bad HEP address: unknown family or wrong address size"),
+            Self::BadAddress => {
+                f.write_str("bad HEP address: unknown family or wrong address size")
+            }
             Self::NoPayload => f.write_str("HEP packet has no payload chunk"),
-            Self::BadCompression => f.write_str("HEP compressed payload does not inflate (or is too large)"),
+            Self::BadCompression => {
+                f.write_str("HEP compressed payload does not inflate (or is too large)")
+            }
             Self::TooLarge { len } => {
                 write!(f, "HEP packet of {len} bytes exceeds the 65535-byte limit")
             }
@@ -244,25 +255,713 @@ pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, HepError> {
     }
     let len = usize::from(u16::from_be_bytes([buf[4], buf[5]]));
     if len < HEADER {
-        return Err(HepError::BadLength { offset: 4, value: len });
+        return Err(HepError::BadLength {
+            offset: 4,
+            value: len,
+        });
     }
     Ok(Some(len))
 }
 
+/// Byte layout of the fixed headers, as named ranges so it can be checked against the
+/// spec diagrams at a glance.
+mod field {
+    use std::ops::Range;
+
+    /// HEPv3: `"HEP3"`.
+    pub(super) const MAGIC: Range<usize> = 0..4;
+    /// HEPv3: total packet length, big-endian, header included.
+    pub(super) const LENGTH: Range<usize> = 4..6;
+    /// HEPv3: the first chunk.
+    pub(super) const CHUNKS: usize = LENGTH.end;
+
+    /// Chunk header, relative to the chunk start: vendor id.
+    pub(super) const CHUNK_VENDOR: Range<usize> = 0..2;
+    /// Chunk type.
+    pub(super) const CHUNK_TYPE: Range<usize> = 2..4;
+    /// Chunk length, header included.
+    pub(super) const CHUNK_LEN: Range<usize> = 4..6;
+    /// Size of the chunk header.
+    pub(super) const CHUNK_HEADER: usize = CHUNK_LEN.end;
+
+    /// HEPv1/v2: version byte.
+    pub(super) const V12_VERSION: usize = 0;
+    /// HEPv1/v2: header length byte.
+    pub(super) const V12_HDR_LEN: usize = 1;
+    /// HEPv1/v2: address family (2 or 10).
+    pub(super) const V12_FAMILY: usize = 2;
+    /// HEPv1/v2: IP protocol.
+    pub(super) const V12_PROTO: usize = 3;
+    /// HEPv1/v2: source port, big-endian.
+    pub(super) const V12_SRC_PORT: Range<usize> = 4..6;
+    /// HEPv1/v2: destination port, big-endian.
+    pub(super) const V12_DST_PORT: Range<usize> = 6..8;
+    /// HEPv1/v2: source then destination address (4 + 4 or 16 + 16 bytes).
+    pub(super) const V12_ADDRS: usize = V12_DST_PORT.end;
+
+    /// HEPv2 time header, after the addresses: seconds, little-endian.
+    pub(super) const V2_SEC: Range<usize> = 0..4;
+    /// Microseconds, little-endian.
+    pub(super) const V2_USEC: Range<usize> = 4..8;
+    /// Capture id, little-endian u16.
+    pub(super) const V2_CAPTURE_ID: Range<usize> = 8..10;
+    /// Kamailio's `struct hep_timehdr` (u32, u32, u16) is padded to 12 bytes on the
+    /// wire, and the payload starts after the padding.
+    pub(super) const V2_TIME_LEN: usize = 12;
+}
+
+/// Vendor id of the generic chunks in FACTS.md. Chunks of any other vendor are skipped:
+/// their types mean something else.
+const GENERIC_VENDOR: u16 = 0;
+
+/// Address family values used by HEP (Linux `AF_INET`, `AF_INET6`).
+const AF_INET: u8 = 2;
+const AF_INET6: u8 = 10;
+
+/// Declares [`ChunkType`] and its conversions from one list, so the two directions
+/// cannot drift apart.
+macro_rules! chunk_types {
+    ($($(#[$doc:meta])* $name:ident = $raw:literal,)*) => {
+        /// Generic (vendor 0) chunk types. Unknown types are kept as data and skipped.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        enum ChunkType {
+            $($(#[$doc])* $name,)*
+            /// Any other type, as received.
+            Unknown(u16),
+        }
+
+        impl From<u16> for ChunkType {
+            fn from(raw: u16) -> Self {
+                match raw {
+                    $($raw => Self::$name,)*
+                    other => Self::Unknown(other),
+                }
+            }
+        }
+
+        impl From<ChunkType> for u16 {
+            fn from(t: ChunkType) -> Self {
+                match t {
+                    $(ChunkType::$name => $raw,)*
+                    ChunkType::Unknown(raw) => raw,
+                }
+            }
+        }
+    };
+}
+
+chunk_types! {
+    /// u8: 2 or 10.
+    IpFamily = 0x01,
+    /// u8.
+    IpProto = 0x02,
+    /// 4 bytes.
+    Ipv4Src = 0x03,
+    /// 4 bytes.
+    Ipv4Dst = 0x04,
+    /// 16 bytes.
+    Ipv6Src = 0x05,
+    /// 16 bytes.
+    Ipv6Dst = 0x06,
+    /// u16.
+    SrcPort = 0x07,
+    /// u16.
+    DstPort = 0x08,
+    /// u32.
+    TsSec = 0x09,
+    /// u32.
+    TsUsec = 0x0a,
+    /// u8.
+    PayloadType = 0x0b,
+    /// u32.
+    CaptureId = 0x0c,
+    /// u16.
+    KeepAlive = 0x0d,
+    /// Bytes.
+    AuthKey = 0x0e,
+    /// Bytes.
+    Payload = 0x0f,
+    /// zlib, gzip or raw deflate.
+    CompressedPayload = 0x10,
+    /// Bytes.
+    CorrelationId = 0x11,
+    /// u16.
+    Vlan = 0x12,
+    /// Bytes.
+    NodeName = 0x13,
+    /// 6 bytes.
+    SrcMac = 0x14,
+    /// 6 bytes.
+    DstMac = 0x15,
+    /// u16.
+    Ethertype = 0x16,
+    /// u8.
+    TcpFlags = 0x17,
+    /// u8.
+    Tos = 0x18,
+    /// u16.
+    Mos = 0x20,
+    /// u16.
+    RFactor = 0x21,
+    /// u32.
+    Jitter = 0x23,
+    /// u8.
+    TransactionType = 0x24,
+    /// Bytes.
+    GroupId = 0x29,
+}
+
+/// A read position in one packet. Every read checks what is left first, so a length
+/// taken from the wire can never slice past the end.
+struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn new(buf: &'a [u8], pos: usize) -> Self {
+        Self { buf, pos }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.pos >= self.buf.len()
+    }
+
+    /// The next `n` bytes, or `Truncated` with the packet-relative end they need.
+    fn take(&mut self, n: usize) -> Result<&'a [u8], HepError> {
+        let truncated = HepError::Truncated {
+            needed: self.pos.saturating_add(n),
+            available: self.buf.len(),
+        };
+        let end = self.pos.checked_add(n).ok_or(truncated)?;
+        let bytes = self.buf.get(self.pos..end).ok_or(truncated)?;
+        self.pos = end;
+        Ok(bytes)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], HepError> {
+        let bytes = self.take(N)?;
+        // `take` returned exactly N bytes, so this cannot fail; no unwrap all the same.
+        bytes.try_into().map_err(|_| HepError::Truncated {
+            needed: N,
+            available: bytes.len(),
+        })
+    }
+
+    fn u16_be(&mut self) -> Result<u16, HepError> {
+        self.array().map(u16::from_be_bytes)
+    }
+
+    fn rest(&mut self) -> &'a [u8] {
+        let rest = self.buf.get(self.pos..).unwrap_or_default();
+        self.pos = self.buf.len();
+        rest
+    }
+}
+
 /// Decodes one HEP packet (any version). `buf` must be exactly one packet (a datagram,
 /// or a frame cut by [`frame_len`]); for v3, bytes past the length field are ignored.
+///
+/// HEPv3: chunks of other vendors and unknown chunk types are skipped; a chunk that
+/// appears twice keeps its last value. Chunks that are missing leave the
+/// [`Hep::default`] value (unspecified addresses, port 0, payload type SIP), because a
+/// sender that omits, say, the addresses still delivers a usable message; only a
+/// missing payload is an error. A compressed payload (0x10) is inflated (zlib, then
+/// gzip, then raw deflate) up to [`MAX_INFLATED_LEN`] and returned owned, with
+/// `compressed` set.
+///
+/// HEPv1/v2: byte 0 is the version (1 or 2). The header length byte must match the
+/// address family: 16 (IPv4) or 40 (IPv6) for v1. For v2, Kamailio writes the same
+/// 16/40 (it counts only the v1 part) and puts a 12-byte time header (seconds,
+/// microseconds, u16 capture id, 2 padding bytes, all little-endian) after it, so both
+/// 16/40 and the full 28/52 are accepted and the payload always starts after the time
+/// header. The payload runs to the end of `buf`; v1/v2 carry SIP only. An empty v1/v2
+/// payload is [`HepError::NoPayload`]: without a length field it cannot be told from a
+/// packet cut after its header.
+///
+/// # Errors
+///
+/// A [`HepError`] saying why the bytes are not a usable HEP packet. Never panics.
 pub fn decode(buf: &[u8]) -> Result<Hep<'_>, HepError> {
-    let _ = buf;
-    unimplemented!("hep::decode")
+    const MAGIC: &[u8; 4] = b"HEP3";
+    match buf.first() {
+        None => Err(HepError::Truncated {
+            needed: 1,
+            available: 0,
+        }),
+        Some(1 | 2) => decode_v12(buf),
+        Some(_) if buf.get(field::MAGIC) == Some(&MAGIC[..]) => decode_v3(buf),
+        // A prefix of the magic is a packet cut short, not a foreign protocol.
+        Some(_) if MAGIC.starts_with(buf) => Err(HepError::Truncated {
+            needed: field::CHUNKS,
+            available: buf.len(),
+        }),
+        Some(_) => Err(HepError::BadMagic),
+    }
+}
+
+fn decode_v3(buf: &[u8]) -> Result<Hep<'_>, HepError> {
+    let mut head = Cursor::new(buf, field::LENGTH.start);
+    let len = usize::from(head.u16_be()?);
+    if len < field::CHUNKS {
+        return Err(HepError::BadLength {
+            offset: field::LENGTH.start,
+            value: len,
+        });
+    }
+    let packet = buf.get(..len).ok_or(HepError::Truncated {
+        needed: len,
+        available: buf.len(),
+    })?;
+
+    let mut hep = Hep {
+        version: 3,
+        ..Hep::default()
+    };
+    let mut payload = None;
+    let mut chunks = Cursor::new(packet, field::CHUNKS);
+    while !chunks.is_empty() {
+        let start = chunks.pos;
+        let header: [u8; field::CHUNK_HEADER] = chunks.array()?;
+        let vendor = u16::from_be_bytes([header[field::CHUNK_VENDOR.start], header[1]]);
+        let ty = u16::from_be_bytes([header[field::CHUNK_TYPE.start], header[3]]);
+        let chunk_len = usize::from(u16::from_be_bytes([
+            header[field::CHUNK_LEN.start],
+            header[5],
+        ]));
+        let bad_len = HepError::BadLength {
+            offset: start.saturating_add(field::CHUNK_LEN.start),
+            value: chunk_len,
+        };
+        let value_len = chunk_len.checked_sub(field::CHUNK_HEADER).ok_or(bad_len)?;
+        let value = chunks.take(value_len).map_err(|_| bad_len)?;
+        if vendor == GENERIC_VENDOR {
+            apply_chunk(&mut hep, &mut payload, ChunkType::from(ty), value, bad_len)?;
+        }
+    }
+    hep.payload = payload.ok_or(HepError::NoPayload)?;
+    Ok(hep)
+}
+
+/// Stores one generic chunk's value in `hep`. `bad_len` is the error for a value of the
+/// wrong size (it names the chunk's length field).
+fn apply_chunk<'a>(
+    hep: &mut Hep<'a>,
+    payload: &mut Option<Cow<'a, [u8]>>,
+    ty: ChunkType,
+    value: &'a [u8],
+    bad_len: HepError,
+) -> Result<(), HepError> {
+    // Fixed-size values must have exactly their size: a shorter or longer one means the
+    // sender disagrees with us about the chunk, and guessing would store wrong data.
+    fn fixed<const N: usize>(value: &[u8], err: HepError) -> Result<[u8; N], HepError> {
+        value.try_into().map_err(|_| err)
+    }
+    let u8_of = |v: &[u8]| fixed::<1>(v, bad_len).map(|[b]| b);
+    let u16_of = |v: &[u8]| fixed(v, bad_len).map(u16::from_be_bytes);
+    let u32_of = |v: &[u8]| fixed(v, bad_len).map(u32::from_be_bytes);
+    let v4 = |v: &[u8]| fixed::<4>(v, HepError::BadAddress).map(|a| IpAddr::V4(Ipv4Addr::from(a)));
+    let v6 = |v: &[u8]| fixed::<16>(v, HepError::BadAddress).map(|a| IpAddr::V6(Ipv6Addr::from(a)));
+
+    match ty {
+        // The family follows from the address chunks; it is only checked for sanity.
+        ChunkType::IpFamily => match u8_of(value)? {
+            AF_INET | AF_INET6 => {}
+            _ => return Err(HepError::BadAddress),
+        },
+        ChunkType::IpProto => hep.ip_proto = u8_of(value)?,
+        ChunkType::Ipv4Src => hep.src_ip = v4(value)?,
+        ChunkType::Ipv4Dst => hep.dst_ip = v4(value)?,
+        ChunkType::Ipv6Src => hep.src_ip = v6(value)?,
+        ChunkType::Ipv6Dst => hep.dst_ip = v6(value)?,
+        ChunkType::SrcPort => hep.src_port = u16_of(value)?,
+        ChunkType::DstPort => hep.dst_port = u16_of(value)?,
+        ChunkType::TsSec => hep.ts_sec = u32_of(value)?,
+        ChunkType::TsUsec => hep.ts_usec = u32_of(value)?,
+        ChunkType::PayloadType => hep.payload_type = PayloadType::from(u8_of(value)?),
+        ChunkType::CaptureId => hep.capture_id = Some(u32_of(value)?),
+        ChunkType::KeepAlive => hep.keep_alive = Some(u16_of(value)?),
+        ChunkType::AuthKey => hep.auth_key = Some(value),
+        ChunkType::Payload => {
+            *payload = Some(Cow::Borrowed(value));
+            hep.compressed = false;
+        }
+        ChunkType::CompressedPayload => {
+            *payload = Some(Cow::Owned(inflate(value)?));
+            hep.compressed = true;
+        }
+        ChunkType::CorrelationId => hep.correlation_id = Some(value),
+        ChunkType::Vlan => hep.vlan = Some(u16_of(value)?),
+        ChunkType::NodeName => hep.node_name = Some(value),
+        ChunkType::SrcMac => hep.src_mac = Some(fixed(value, bad_len)?),
+        ChunkType::DstMac => hep.dst_mac = Some(fixed(value, bad_len)?),
+        ChunkType::Ethertype => hep.ethertype = Some(u16_of(value)?),
+        ChunkType::TcpFlags => hep.tcp_flags = Some(u8_of(value)?),
+        ChunkType::Tos => hep.tos = Some(u8_of(value)?),
+        ChunkType::Mos => hep.mos = Some(u16_of(value)?),
+        ChunkType::RFactor => hep.r_factor = Some(u16_of(value)?),
+        ChunkType::Jitter => hep.jitter = Some(u32_of(value)?),
+        ChunkType::TransactionType => hep.transaction_type = Some(u8_of(value)?),
+        ChunkType::GroupId => hep.group_id = Some(value),
+        ChunkType::Unknown(_) => {}
+    }
+    Ok(())
+}
+
+fn decode_v12(buf: &[u8]) -> Result<Hep<'_>, HepError> {
+    let mut cur = Cursor::new(buf, 0);
+    let fixed: [u8; field::V12_SRC_PORT.start] = cur.array()?;
+    let version = fixed[field::V12_VERSION];
+    let hdr_len = fixed[field::V12_HDR_LEN];
+    let family = fixed[field::V12_FAMILY];
+    let ip_proto = fixed[field::V12_PROTO];
+    let addr_len = match family {
+        AF_INET => 2 * 4,
+        AF_INET6 => 2 * 16,
+        _ => return Err(HepError::BadAddress),
+    };
+    // Check the header length before reading on, so a wrong one is reported as such
+    // even when the packet is also short.
+    let base_len = field::V12_ADDRS + addr_len;
+    let full_len = if version == 2 {
+        base_len + field::V2_TIME_LEN
+    } else {
+        base_len
+    };
+    let hdr_len = usize::from(hdr_len);
+    if hdr_len != base_len && hdr_len != full_len {
+        return Err(HepError::BadLength {
+            offset: field::V12_HDR_LEN,
+            value: hdr_len,
+        });
+    }
+    debug_assert_eq!(cur.pos, field::V12_SRC_PORT.start);
+    let src_port = cur.u16_be()?;
+    let dst_port = cur.u16_be()?;
+    let (src_ip, dst_ip) = if family == AF_INET {
+        let src: [u8; 4] = cur.array()?;
+        let dst: [u8; 4] = cur.array()?;
+        (IpAddr::from(src), IpAddr::from(dst))
+    } else {
+        let src: [u8; 16] = cur.array()?;
+        let dst: [u8; 16] = cur.array()?;
+        (IpAddr::from(src), IpAddr::from(dst))
+    };
+    let mut hep = Hep {
+        version,
+        ip_proto,
+        src_ip,
+        dst_ip,
+        src_port,
+        dst_port,
+        ..Hep::default()
+    };
+    if version == 2 {
+        // Kamailio writes the time header in host order, little-endian in practice
+        // (checked against its capture: the seconds match the pcap timestamps).
+        let time: [u8; field::V2_TIME_LEN] = cur.array()?;
+        let le32 = |r: std::ops::Range<usize>| {
+            u32::from_le_bytes([
+                time[r.start],
+                time[r.start + 1],
+                time[r.start + 2],
+                time[r.start + 3],
+            ])
+        };
+        hep.ts_sec = le32(field::V2_SEC);
+        hep.ts_usec = le32(field::V2_USEC);
+        let id = field::V2_CAPTURE_ID.start;
+        hep.capture_id = Some(u32::from(u16::from_le_bytes([time[id], time[id + 1]])));
+    }
+    let payload = cur.rest();
+    if payload.is_empty() {
+        return Err(HepError::NoPayload);
+    }
+    hep.payload = Cow::Borrowed(payload);
+    Ok(hep)
+}
+
+/// Why one inflate attempt failed: a bomb is final, a format error lets the next
+/// format be tried.
+enum InflateError {
+    Format,
+    TooLarge,
+}
+
+/// Inflates a 0x10 payload. FACTS.md says zlib/gzip; raw deflate is tried last because
+/// some senders strip the zlib wrapper. The output never exceeds [`MAX_INFLATED_LEN`]
+/// and its buffer never grows past that plus one byte, whatever the input claims.
+fn inflate(data: &[u8]) -> Result<Vec<u8>, HepError> {
+    type Attempt = fn(&[u8]) -> Result<Vec<u8>, InflateError>;
+    let attempts: [Attempt; 3] = [
+        |d| inflate_stream(d, true).map(|(out, _)| out),
+        inflate_gzip,
+        |d| inflate_stream(d, false).map(|(out, _)| out),
+    ];
+    for attempt in attempts {
+        match attempt(data) {
+            Ok(out) => return Ok(out),
+            Err(InflateError::TooLarge) => return Err(HepError::BadCompression),
+            Err(InflateError::Format) => {}
+        }
+    }
+    Err(HepError::BadCompression)
+}
+
+/// Inflates one zlib (`zlib = true`) or raw deflate stream from the start of `input`.
+/// Returns the output and how many input bytes the stream used. The stream must end
+/// properly: a cut-off stream is a format error, not a short payload.
+fn inflate_stream(input: &[u8], zlib: bool) -> Result<(Vec<u8>, usize), InflateError> {
+    // Room for the whole output in one step for typical SIP (compression ratio about
+    // 3-5), without trusting the input: growth is capped below.
+    const FIRST_GUESS_RATIO: usize = 4;
+    const MIN_GROW: usize = 4096;
+    // One byte over the cap: an output that reaches it is too large, while one that
+    // ends exactly at the cap is still accepted.
+    const LIMIT: usize = MAX_INFLATED_LEN + 1;
+
+    let mut state = Decompress::new(zlib);
+    let mut out = Vec::new();
+    loop {
+        let used = usize::try_from(state.total_in()).map_err(|_| InflateError::Format)?;
+        let rest = input.get(used..).ok_or(InflateError::Format)?;
+        if out.len() == out.capacity() {
+            let room = LIMIT.saturating_sub(out.len());
+            if room == 0 {
+                return Err(InflateError::TooLarge);
+            }
+            let grow = out
+                .len()
+                .max(rest.len().saturating_mul(FIRST_GUESS_RATIO))
+                .max(MIN_GROW)
+                .min(room);
+            out.reserve_exact(grow);
+        }
+        let before = (state.total_in(), state.total_out());
+        match state.decompress_vec(rest, &mut out, FlushDecompress::Finish) {
+            Ok(Status::StreamEnd) => break,
+            Ok(Status::Ok | Status::BufError) => {
+                // No progress with output room left: the input ran out mid-stream.
+                let stuck = before == (state.total_in(), state.total_out());
+                if stuck && out.len() < out.capacity() {
+                    return Err(InflateError::Format);
+                }
+            }
+            Err(_) => return Err(InflateError::Format),
+        }
+        if out.len() > MAX_INFLATED_LEN {
+            return Err(InflateError::TooLarge);
+        }
+    }
+    if out.len() > MAX_INFLATED_LEN {
+        return Err(InflateError::TooLarge);
+    }
+    let used = usize::try_from(state.total_in()).map_err(|_| InflateError::Format)?;
+    Ok((out, used))
+}
+
+/// Inflates a gzip member (RFC 1952): skips the header, inflates the raw deflate body
+/// and checks the CRC-32 and size trailer. Only the first member is read.
+fn inflate_gzip(data: &[u8]) -> Result<Vec<u8>, InflateError> {
+    const ID: [u8; 2] = [0x1f, 0x8b];
+    const CM_DEFLATE: u8 = 8;
+    const FHCRC: u8 = 1 << 1;
+    const FEXTRA: u8 = 1 << 2;
+    const FNAME: u8 = 1 << 3;
+    const FCOMMENT: u8 = 1 << 4;
+    /// MTIME (4), XFL (1), OS (1).
+    const FIXED_REST: usize = 6;
+    const TRAILER: usize = 8;
+
+    let fmt = |_| InflateError::Format;
+    let mut cur = Cursor::new(data, 0);
+    let [id1, id2, cm, flags] = cur.array::<4>().map_err(fmt)?;
+    if [id1, id2] != ID || cm != CM_DEFLATE {
+        return Err(InflateError::Format);
+    }
+    cur.take(FIXED_REST).map_err(fmt)?;
+    if flags & FEXTRA != 0 {
+        let xlen = u16::from_le_bytes(cur.array().map_err(fmt)?);
+        cur.take(usize::from(xlen)).map_err(fmt)?;
+    }
+    for flag in [FNAME, FCOMMENT] {
+        if flags & flag != 0 {
+            // Zero-terminated string.
+            let rest = cur.buf.get(cur.pos..).unwrap_or_default();
+            let nul = memchr::memchr(0, rest).ok_or(InflateError::Format)?;
+            cur.take(nul + 1).map_err(fmt)?;
+        }
+    }
+    if flags & FHCRC != 0 {
+        cur.take(2).map_err(fmt)?;
+    }
+    let body = cur.rest();
+    let (out, used) = inflate_stream(body, false)?;
+    let mut trailer = Cursor::new(body, used);
+    let crc = u32::from_le_bytes(trailer.array().map_err(fmt)?);
+    let size = u32::from_le_bytes(trailer.array().map_err(fmt)?);
+    debug_assert_eq!(trailer.pos - used, TRAILER);
+    let mut actual = Crc::new();
+    actual.update(&out);
+    // ISIZE is the length mod 2^32; our output is far below that.
+    if actual.sum() != crc || u32::try_from(out.len()).ok() != Some(size) {
+        return Err(InflateError::Format);
+    }
+    Ok(out)
+}
+
+/// Calls `f` with every chunk `encode_v3` writes for `hep`, in wire order: ascending
+/// chunk type, each optional chunk only when set. That order is the one the HEP spec
+/// example, heplify and Kamailio use, so their packets re-encode byte for byte.
+///
+/// Shared by the sizing pass and the writing pass of [`encode_v3`], so the two cannot
+/// disagree.
+fn for_each_chunk<E>(
+    hep: &Hep<'_>,
+    mut f: impl FnMut(ChunkType, &[u8]) -> Result<(), E>,
+) -> Result<(), E> {
+    let family = match hep.src_ip {
+        IpAddr::V4(_) => AF_INET,
+        IpAddr::V6(_) => AF_INET6,
+    };
+    f(ChunkType::IpFamily, &[family])?;
+    f(ChunkType::IpProto, &[hep.ip_proto])?;
+    match hep.src_ip {
+        IpAddr::V4(a) => f(ChunkType::Ipv4Src, &a.octets())?,
+        IpAddr::V6(a) => f(ChunkType::Ipv6Src, &a.octets())?,
+    }
+    match hep.dst_ip {
+        IpAddr::V4(a) => f(ChunkType::Ipv4Dst, &a.octets())?,
+        IpAddr::V6(a) => f(ChunkType::Ipv6Dst, &a.octets())?,
+    }
+    f(ChunkType::SrcPort, &hep.src_port.to_be_bytes())?;
+    f(ChunkType::DstPort, &hep.dst_port.to_be_bytes())?;
+    f(ChunkType::TsSec, &hep.ts_sec.to_be_bytes())?;
+    f(ChunkType::TsUsec, &hep.ts_usec.to_be_bytes())?;
+    f(ChunkType::PayloadType, &[u8::from(hep.payload_type)])?;
+    if let Some(v) = hep.capture_id {
+        f(ChunkType::CaptureId, &v.to_be_bytes())?;
+    }
+    if let Some(v) = hep.keep_alive {
+        f(ChunkType::KeepAlive, &v.to_be_bytes())?;
+    }
+    if let Some(v) = hep.auth_key {
+        f(ChunkType::AuthKey, v)?;
+    }
+    // Always plain 0x0f, even when the payload arrived compressed: we hold it inflated,
+    // and recompressing would cost CPU on the agent's hot path for little gain.
+    f(ChunkType::Payload, &hep.payload)?;
+    if let Some(v) = hep.correlation_id {
+        f(ChunkType::CorrelationId, v)?;
+    }
+    if let Some(v) = hep.vlan {
+        f(ChunkType::Vlan, &v.to_be_bytes())?;
+    }
+    if let Some(v) = hep.node_name {
+        f(ChunkType::NodeName, v)?;
+    }
+    if let Some(v) = hep.src_mac {
+        f(ChunkType::SrcMac, &v)?;
+    }
+    if let Some(v) = hep.dst_mac {
+        f(ChunkType::DstMac, &v)?;
+    }
+    if let Some(v) = hep.ethertype {
+        f(ChunkType::Ethertype, &v.to_be_bytes())?;
+    }
+    if let Some(v) = hep.tcp_flags {
+        f(ChunkType::TcpFlags, &[v])?;
+    }
+    if let Some(v) = hep.tos {
+        f(ChunkType::Tos, &[v])?;
+    }
+    if let Some(v) = hep.mos {
+        f(ChunkType::Mos, &v.to_be_bytes())?;
+    }
+    if let Some(v) = hep.r_factor {
+        f(ChunkType::RFactor, &v.to_be_bytes())?;
+    }
+    if let Some(v) = hep.jitter {
+        f(ChunkType::Jitter, &v.to_be_bytes())?;
+    }
+    if let Some(v) = hep.transaction_type {
+        f(ChunkType::TransactionType, &[v])?;
+    }
+    if let Some(v) = hep.group_id {
+        f(ChunkType::GroupId, v)?;
+    }
+    Ok(())
 }
 
 /// Appends `hep` encoded as HEPv3 to `out` and returns the encoded length.
 ///
 /// Nothing is appended on error. Never allocates beyond growing `out`, so an agent can
 /// encode thousands of packets into one reused batch buffer.
+///
+/// Chunks are written in ascending type order, each optional chunk only when it is
+/// `Some`; the family chunk (0x01) follows from `src_ip`, and `version` is ignored
+/// (this always writes v3). The payload always goes out uncompressed in chunk 0x0f,
+/// even when `compressed` is set: `payload` already holds the inflated bytes.
+///
+/// # Errors
+///
+/// [`HepError::TooLarge`] when the packet would exceed [`MAX_PACKET_LEN`].
 pub fn encode_v3(hep: &Hep<'_>, out: &mut Vec<u8>) -> Result<usize, HepError> {
-    let _ = (hep, out);
-    unimplemented!("hep::encode_v3")
+    // Size first, so an oversized packet leaves `out` untouched and a fitting one
+    // grows it at most once.
+    let mut len = field::CHUNKS;
+    for_each_chunk(hep, |_, value| {
+        len = len
+            .saturating_add(field::CHUNK_HEADER)
+            .saturating_add(value.len());
+        Ok::<(), HepError>(())
+    })?;
+    if len > MAX_PACKET_LEN {
+        return Err(HepError::TooLarge { len });
+    }
+
+    let start = out.len();
+    out.reserve(len);
+    let written = write_v3(hep, out, start);
+    match written {
+        Ok(n) => {
+            debug_assert_eq!(n, len, "sizing and writing passes disagree");
+            Ok(n)
+        }
+        Err(e) => {
+            out.truncate(start);
+            Err(e)
+        }
+    }
+}
+
+/// The writing pass of [`encode_v3`]: each length field is reserved, the body written,
+/// then the length filled in from what was actually written.
+fn write_v3(hep: &Hep<'_>, out: &mut Vec<u8>, start: usize) -> Result<usize, HepError> {
+    out.extend_from_slice(b"HEP3");
+    let len_at = out.len();
+    out.extend_from_slice(&[0; 2]);
+    for_each_chunk(hep, |ty, value| {
+        let chunk_start = out.len();
+        out.extend_from_slice(&GENERIC_VENDOR.to_be_bytes());
+        out.extend_from_slice(&u16::from(ty).to_be_bytes());
+        let chunk_len_at = out.len();
+        out.extend_from_slice(&[0; 2]);
+        out.extend_from_slice(value);
+        let chunk_len = out.len() - chunk_start;
+        fill_len(out, chunk_len_at, chunk_len)
+    })?;
+    let len = out.len() - start;
+    fill_len(out, len_at, len)?;
+    Ok(len)
+}
+
+/// Writes `len` as a big-endian u16 into the two bytes reserved at `at`.
+fn fill_len(out: &mut [u8], at: usize, len: usize) -> Result<(), HepError> {
+    let value = u16::try_from(len).map_err(|_| HepError::TooLarge { len })?;
+    let slot = out.get_mut(at..at + 2).ok_or(HepError::TooLarge { len })?;
+    slot.copy_from_slice(&value.to_be_bytes());
+    Ok(())
 }
 
 #[cfg(test)]
@@ -275,7 +974,13 @@ mod frame_tests {
         assert_eq!(frame_len(b"HE"), Ok(None));
         assert_eq!(frame_len(b"HEP3\x00"), Ok(None));
         assert_eq!(frame_len(b"HEP3\x00\x71rest"), Ok(Some(0x71)));
-        assert_eq!(frame_len(b"HEP3\x00\x02"), Err(HepError::BadLength { offset: 4, value: 2 }));
+        assert_eq!(
+            frame_len(b"HEP3\x00\x02"),
+            Err(HepError::BadLength {
+                offset: 4,
+                value: 2
+            })
+        );
         assert_eq!(frame_len(b"GET "), Err(HepError::BadMagic));
         assert_eq!(frame_len(b"X"), Err(HepError::BadMagic));
     }

@@ -738,7 +738,9 @@ fn inflate_stream(input: &[u8], zlib: bool) -> Result<(Vec<u8>, usize), InflateE
             out.reserve_exact(grow);
         }
         let before = (state.total_in(), state.total_out());
-        match state.decompress_vec(rest, &mut out, FlushDecompress::Finish) {
+        // `None`, not `Finish`: with `Finish` the backend expects the whole output to
+        // fit in one call and fails the stream otherwise, but we grow in steps.
+        match state.decompress_vec(rest, &mut out, FlushDecompress::None) {
             Ok(Status::StreamEnd) => break,
             Ok(Status::Ok | Status::BufError) => {
                 // No progress with output room left: the input ran out mid-stream.
@@ -983,5 +985,786 @@ mod frame_tests {
         );
         assert_eq!(frame_len(b"GET "), Err(HepError::BadMagic));
         assert_eq!(frame_len(b"X"), Err(HepError::BadMagic));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::net::Ipv6Addr;
+
+    use flate2::write::{DeflateEncoder, GzEncoder, ZlibEncoder};
+    use flate2::{Compression, GzBuilder};
+    use proptest::collection::vec;
+    use proptest::option;
+    use proptest::prelude::*;
+
+    // Fixtures: see wire/tests/data/README.md for where each one comes from.
+    const SPEC_EXAMPLE: &[u8] = include_bytes!("../tests/data/hep3_spec_example_hep_go.bin");
+    const HEPLIFY: &[u8] =
+        include_bytes!("../tests/data/heplify_server_decoder_test_hepPacket.bin");
+    const KAMAILIO_V3: &[u8] = include_bytes!("../tests/data/kamailio_siptrace_hep3_udp.bin");
+    const KAMAILIO_V2: &[u8] = include_bytes!("../tests/data/kamailio_siptrace_hepv2_invite.bin");
+    const SYN_AUTH_KEY: &[u8] = include_bytes!("../tests/data/synthetic_hep3_auth_key.bin");
+    const SYN_NODE_NAME: &[u8] = include_bytes!("../tests/data/synthetic_hep3_node_name.bin");
+    const SYN_VENDOR: &[u8] = include_bytes!("../tests/data/synthetic_hep3_vendor_chunk.bin");
+    const SYN_IPV6_TCP: &[u8] = include_bytes!("../tests/data/synthetic_hep3_ipv6_tcp.bin");
+    const SYN_CID: &[u8] = include_bytes!("../tests/data/synthetic_hep3_rtcp_correlation_id.bin");
+    const SYN_V2: &[u8] = include_bytes!("../tests/data/synthetic_hepv2.bin");
+
+    /// v3 packets whose chunks are all generic and in our encoding order: they must
+    /// re-encode byte for byte.
+    const ROUND_TRIP: &[(&str, &[u8])] = &[
+        ("spec example", SPEC_EXAMPLE),
+        ("heplify", HEPLIFY),
+        ("kamailio v3", KAMAILIO_V3),
+        ("auth key", SYN_AUTH_KEY),
+        ("node name", SYN_NODE_NAME),
+        ("ipv6 tcp", SYN_IPV6_TCP),
+        ("correlation id", SYN_CID),
+    ];
+
+    fn v4(a: [u8; 4]) -> IpAddr {
+        IpAddr::from(a)
+    }
+
+    /// Builds a HEPv3 packet from (vendor, type, value) chunks, lengths computed.
+    fn packet(chunks: &[(u16, u16, &[u8])]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for &(vendor, ty, value) in chunks {
+            body.extend_from_slice(&vendor.to_be_bytes());
+            body.extend_from_slice(&ty.to_be_bytes());
+            let len = u16::try_from(6 + value.len()).expect("test chunk fits");
+            body.extend_from_slice(&len.to_be_bytes());
+            body.extend_from_slice(value);
+        }
+        let mut out = b"HEP3".to_vec();
+        let len = u16::try_from(6 + body.len()).expect("test packet fits");
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    fn encode(hep: &Hep<'_>) -> Vec<u8> {
+        let mut out = Vec::new();
+        let n = encode_v3(hep, &mut out).expect("encodes");
+        assert_eq!(n, out.len());
+        out
+    }
+
+    fn zlib(data: &[u8]) -> Vec<u8> {
+        let mut e = ZlibEncoder::new(Vec::new(), Compression::best());
+        e.write_all(data).expect("in-memory write");
+        e.finish().expect("in-memory write")
+    }
+
+    #[test]
+    fn decodes_spec_example() {
+        let h = decode(SPEC_EXAMPLE).expect("decodes");
+        assert_eq!(h.version, 3);
+        assert_eq!(h.ip_proto, 17);
+        assert_eq!(h.src_ip, v4([212, 202, 0, 1]));
+        assert_eq!(h.dst_ip, v4([82, 116, 0, 211]));
+        assert_eq!((h.src_port, h.dst_port), (12010, 5060));
+        assert_eq!((h.ts_sec, h.ts_usec), (1_313_440_459, 120_000));
+        assert_eq!(h.payload_type, PayloadType::Sip);
+        assert_eq!(h.capture_id, Some(228));
+        assert_eq!(h.auth_key, None);
+        assert_eq!(&h.payload[..], b"INVITE sip:bob");
+        assert!(matches!(h.payload, Cow::Borrowed(_)));
+        assert!(!h.compressed);
+        let rest = Hep {
+            payload: Cow::Borrowed(&[]),
+            ..h
+        };
+        // Everything not in the packet keeps its default.
+        assert_eq!(
+            rest,
+            Hep {
+                ip_proto: 17,
+                src_ip: v4([212, 202, 0, 1]),
+                dst_ip: v4([82, 116, 0, 211]),
+                src_port: 12010,
+                dst_port: 5060,
+                ts_sec: 1_313_440_459,
+                ts_usec: 120_000,
+                capture_id: Some(228),
+                ..Hep::default()
+            }
+        );
+    }
+
+    #[test]
+    fn decodes_heplify_packet() {
+        let h = decode(HEPLIFY).expect("decodes");
+        assert_eq!(h.version, 3);
+        assert_eq!(h.ip_proto, 17);
+        assert_eq!(h.src_ip, v4([192, 168, 247, 250]));
+        assert_eq!(h.dst_ip, v4([192, 168, 245, 250]));
+        assert_eq!((h.src_port, h.dst_port), (5060, 5060));
+        assert_eq!((h.ts_sec, h.ts_usec), (1_520_606_104, 119_540));
+        assert_eq!(h.payload_type, PayloadType::Sip);
+        assert_eq!(h.capture_id, Some(0));
+        // Present and empty is not the same as absent: it must survive a round trip.
+        assert_eq!(h.auth_key, Some(&b""[..]));
+        assert_eq!(h.payload.len(), 673);
+        assert!(h.payload.starts_with(b"SIP/2.0 200 OK\r\n"));
+        assert!(h.payload.ends_with(b"m=audio 0 RTP/AVP 8"));
+    }
+
+    #[test]
+    fn decodes_synthetic_variants() {
+        let h = decode(SYN_AUTH_KEY).expect("auth key");
+        assert_eq!(h.auth_key, Some(&b"myHep"[..]));
+        assert_eq!(h.capture_id, Some(2001));
+        assert_eq!((h.ts_sec, h.ts_usec), (1_700_000_000, 0));
+        assert!(h.payload.starts_with(b"INVITE "));
+
+        let h = decode(SYN_NODE_NAME).expect("node name");
+        assert_eq!(h.node_name, Some(&b"kamailio-lb-1"[..]));
+        assert_eq!(h.ts_usec, 10_000);
+        assert!(h.payload.starts_with(b"SIP/2.0 "));
+
+        let h = decode(SYN_IPV6_TCP).expect("ipv6");
+        assert_eq!(h.ip_proto, 6);
+        assert_eq!(
+            h.src_ip,
+            IpAddr::from(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x10))
+        );
+        assert_eq!(
+            h.dst_ip,
+            IpAddr::from(Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0x20))
+        );
+        assert_eq!((h.src_port, h.dst_port), (5061, 5060));
+
+        let h = decode(SYN_CID).expect("correlation id");
+        assert_eq!(h.payload_type, PayloadType::Rtcp);
+        assert_eq!(h.correlation_id, Some(&b"hep-1@192.0.2.10"[..]));
+        assert_eq!((h.src_port, h.dst_port), (49171, 40001));
+        assert!(h.payload.starts_with(b"{\"sender_information\""));
+
+        let h = decode(KAMAILIO_V3).expect("kamailio v3");
+        assert_eq!(h.capture_id, Some(2001));
+        assert_eq!(h.src_ip, v4([127, 0, 0, 1]));
+    }
+
+    #[test]
+    fn vectors_round_trip_byte_for_byte() {
+        for &(name, bin) in ROUND_TRIP {
+            let h = decode(bin).unwrap_or_else(|e| panic!("{name}: {e}"));
+            // Junk before: encode must append, not overwrite or clear.
+            let mut out = vec![0xa5; 7];
+            let n = encode_v3(&h, &mut out).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(n, bin.len(), "{name}");
+            assert_eq!(&out[..7], &[0xa5; 7], "{name}");
+            assert_eq!(&out[7..], bin, "{name}");
+        }
+    }
+
+    #[test]
+    fn other_vendor_chunk_is_skipped() {
+        let h = decode(SYN_VENDOR).expect("decodes");
+        assert_eq!(h.ts_usec, 20_000);
+        assert!(h.payload.starts_with(b"SIP/2.0 "));
+        // The vendor chunk (last 21 bytes) is all that the re-encoding drops.
+        let mut expected = SYN_VENDOR[..SYN_VENDOR.len() - 21].to_vec();
+        let len = u16::try_from(expected.len()).expect("fits");
+        expected[4..6].copy_from_slice(&len.to_be_bytes());
+        assert_eq!(encode(&h), expected);
+
+        // A vendor chunk that reuses a generic type number must not be read as one,
+        // and an unknown generic type is skipped too.
+        let bin = packet(&[
+            (0, 0x0f, b"real"),
+            (7, 0x0f, b"vendor payload"),
+            (7, 0x03, b"xx"),
+            (0, 0x42, b"unknown generic"),
+        ]);
+        let h = decode(&bin).expect("decodes");
+        assert_eq!(&h.payload[..], b"real");
+        assert_eq!(h.src_ip, Hep::default().src_ip);
+    }
+
+    #[test]
+    fn decodes_kamailio_hepv2() {
+        let h = decode(KAMAILIO_V2).expect("decodes");
+        assert_eq!(h.version, 2);
+        assert_eq!(h.ip_proto, 17);
+        assert_eq!(h.src_ip, v4([127, 0, 0, 1]));
+        assert_eq!(h.dst_ip, v4([127, 0, 0, 2]));
+        assert_eq!((h.src_port, h.dst_port), (5060, 5060));
+        // Matches the pcap record time of the datagram: 1795311989.097218.
+        assert_eq!((h.ts_sec, h.ts_usec), (1_795_311_989, 97_199));
+        assert_eq!(h.capture_id, Some(2001));
+        assert_eq!(h.payload_type, PayloadType::Sip);
+        assert_eq!(h.payload.len(), KAMAILIO_V2.len() - 28);
+        assert!(h.payload.starts_with(b"INVITE sip:service@127.0.0.2:506"));
+
+        let h = decode(SYN_V2).expect("decodes");
+        assert_eq!(h.version, 2);
+        assert_eq!(h.src_ip, v4([192, 0, 2, 10]));
+        assert_eq!(h.dst_ip, v4([198, 51, 100, 20]));
+        assert_eq!((h.ts_sec, h.ts_usec), (1_700_000_003, 0));
+        assert_eq!(h.capture_id, Some(2001));
+        assert!(h.payload.starts_with(b"INVITE sip:bob@"));
+    }
+
+    #[test]
+    fn v2_reencodes_as_v3() {
+        let h = decode(KAMAILIO_V2).expect("decodes");
+        let bin = encode(&h);
+        let back = decode(&bin).expect("decodes");
+        assert_eq!(back, Hep { version: 3, ..h });
+    }
+
+    #[test]
+    fn decodes_v1_and_v2_headers() {
+        let mut v1 = vec![
+            1, 16, 2, 17, 0x13, 0xc4, 0x13, 0xc5, 10, 0, 0, 1, 10, 0, 0, 2,
+        ];
+        v1.extend_from_slice(b"OPTIONS sip:x SIP/2.0\r\n\r\n");
+        let h = decode(&v1).expect("v1");
+        assert_eq!(h.version, 1);
+        assert_eq!((h.src_port, h.dst_port), (5060, 5061));
+        assert_eq!((h.src_ip, h.dst_ip), (v4([10, 0, 0, 1]), v4([10, 0, 0, 2])));
+        assert_eq!(h.capture_id, None);
+        assert_eq!((h.ts_sec, h.ts_usec), (0, 0));
+        assert_eq!(&h.payload[..], b"OPTIONS sip:x SIP/2.0\r\n\r\n");
+
+        // IPv6, v2 with the full header length (52) rather than Kamailio's 40.
+        let mut v2 = vec![2, 52, 10, 6, 0, 1, 0, 2];
+        v2.extend_from_slice(&Ipv6Addr::LOCALHOST.octets());
+        v2.extend_from_slice(&Ipv6Addr::UNSPECIFIED.octets());
+        v2.extend_from_slice(&7u32.to_le_bytes());
+        v2.extend_from_slice(&8u32.to_le_bytes());
+        v2.extend_from_slice(&9u16.to_le_bytes());
+        v2.extend_from_slice(&[0, 0]);
+        v2.extend_from_slice(b"x");
+        let h = decode(&v2).expect("v2 ipv6");
+        assert_eq!(h.ip_proto, 6);
+        assert_eq!(h.src_ip, IpAddr::from(Ipv6Addr::LOCALHOST));
+        assert_eq!((h.ts_sec, h.ts_usec, h.capture_id), (7, 8, Some(9)));
+        assert_eq!(&h.payload[..], b"x");
+        v2[1] = 40;
+        assert!(decode(&v2).is_ok(), "Kamailio-style header length");
+
+        // The header length must fit the version and family.
+        for (version, hl, family) in [(1, 28, 2), (1, 16, 10), (2, 40, 2), (2, 17, 2), (1, 0, 2)] {
+            let mut b = v1.clone();
+            b[0] = version;
+            b[1] = hl;
+            b[2] = family;
+            assert_eq!(
+                decode(&b),
+                Err(HepError::BadLength {
+                    offset: 1,
+                    value: usize::from(hl)
+                }),
+                "v{version} hl {hl} family {family}"
+            );
+        }
+        let mut b = v1.clone();
+        b[2] = 3;
+        assert_eq!(decode(&b), Err(HepError::BadAddress));
+        assert_eq!(decode(&v1[..16]), Err(HepError::NoPayload));
+        assert_eq!(decode(&KAMAILIO_V2[..28]), Err(HepError::NoPayload));
+    }
+
+    #[test]
+    fn every_truncation_fails_cleanly() {
+        for &(name, bin) in ROUND_TRIP.iter().chain(&[("vendor", SYN_VENDOR)]) {
+            for i in 0..bin.len() {
+                match decode(&bin[..i]) {
+                    Err(HepError::Truncated { needed, available }) => {
+                        assert_eq!(available, i, "{name} at {i}");
+                        assert!(needed > i, "{name} at {i}");
+                    }
+                    other => panic!("{name} cut at {i}: {other:?}"),
+                }
+            }
+        }
+        // v1/v2 have no length field: a cut in the payload is a shorter payload.
+        for bin in [KAMAILIO_V2, SYN_V2] {
+            for i in 0..bin.len() {
+                let r = decode(&bin[..i]);
+                match i {
+                    0..=28 => assert!(r.is_err(), "cut at {i}"),
+                    _ => assert_eq!(r.map(|h| h.payload.len()), Ok(i - 28), "cut at {i}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bytes_after_the_length_are_ignored() {
+        let mut bin = SPEC_EXAMPLE.to_vec();
+        bin.extend_from_slice(b"HEP3 next frame or junk");
+        assert_eq!(decode(&bin), decode(SPEC_EXAMPLE));
+    }
+
+    #[test]
+    fn rejects_bad_framing() {
+        assert_eq!(
+            decode(b""),
+            Err(HepError::Truncated {
+                needed: 1,
+                available: 0
+            })
+        );
+        assert_eq!(
+            decode(b"HE"),
+            Err(HepError::Truncated {
+                needed: 6,
+                available: 2
+            })
+        );
+        assert_eq!(decode(b"GET / HTTP/1.1\r\n"), Err(HepError::BadMagic));
+        assert_eq!(decode(b"HEP2\x00\x06"), Err(HepError::BadMagic));
+        assert_eq!(
+            decode(b"HEP3\x00\x05"),
+            Err(HepError::BadLength {
+                offset: 4,
+                value: 5
+            })
+        );
+        assert_eq!(
+            decode(&SPEC_EXAMPLE[..40]),
+            Err(HepError::Truncated {
+                needed: 113,
+                available: 40
+            })
+        );
+
+        // A chunk length below its own header, or past the packet's length field.
+        let mut bin = packet(&[(0, 0x0f, b"abc")]);
+        bin[11] = 5;
+        assert_eq!(
+            decode(&bin),
+            Err(HepError::BadLength {
+                offset: 10,
+                value: 5
+            })
+        );
+        bin[11] = 10;
+        assert_eq!(
+            decode(&bin),
+            Err(HepError::BadLength {
+                offset: 10,
+                value: 10
+            })
+        );
+        // Packet length cutting a chunk header in half.
+        let mut bin = packet(&[(0, 0x0f, b"abc"), (0, 0x11, b"")]);
+        bin[5] -= 3;
+        assert_eq!(
+            decode(&bin),
+            Err(HepError::Truncated {
+                needed: 21,
+                available: 18
+            })
+        );
+    }
+
+    #[test]
+    fn checks_chunk_value_sizes() {
+        let bin = packet(&[(0, 0x07, b"\x13"), (0, 0x0f, b"x")]);
+        assert_eq!(
+            decode(&bin),
+            Err(HepError::BadLength {
+                offset: 10,
+                value: 7
+            })
+        );
+        let bin = packet(&[(0, 0x03, b"\x01\x02\x03"), (0, 0x0f, b"x")]);
+        assert_eq!(decode(&bin), Err(HepError::BadAddress));
+        let bin = packet(&[(0, 0x06, &[0; 4]), (0, 0x0f, b"x")]);
+        assert_eq!(decode(&bin), Err(HepError::BadAddress));
+        let bin = packet(&[(0, 0x01, b"\x07"), (0, 0x0f, b"x")]);
+        assert_eq!(decode(&bin), Err(HepError::BadAddress));
+    }
+
+    #[test]
+    fn lenient_about_missing_chunks_but_not_the_payload() {
+        let bin = packet(&[(0, 0x0f, b"")]);
+        let h = decode(&bin).expect("payload only");
+        assert_eq!(h.src_ip, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        assert_eq!(h.dst_ip, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        assert_eq!(h.payload.len(), 0);
+        assert_eq!(
+            decode(&packet(&[(0, 0x01, b"\x02"), (0, 0x11, b"cid")])),
+            Err(HepError::NoPayload)
+        );
+        assert_eq!(decode(b"HEP3\x00\x06"), Err(HepError::NoPayload));
+    }
+
+    #[test]
+    fn inflates_compressed_payloads() {
+        let sip = &HEPLIFY[HEPLIFY.len() - 673..];
+        assert!(sip.starts_with(b"SIP/2.0 200 OK"));
+
+        let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
+        gz.write_all(sip).expect("in-memory write");
+        // Optional gzip header fields must be skipped.
+        let mut gz_named = GzBuilder::new()
+            .filename("sip.txt")
+            .comment("test")
+            .extra(vec![1, 2, 3])
+            .write(Vec::new(), Compression::default());
+        gz_named.write_all(sip).expect("in-memory write");
+        let mut raw = DeflateEncoder::new(Vec::new(), Compression::default());
+        raw.write_all(sip).expect("in-memory write");
+
+        let streams = [
+            ("zlib", zlib(sip)),
+            ("gzip", gz.finish().expect("in-memory write")),
+            ("gzip named", gz_named.finish().expect("in-memory write")),
+            ("raw deflate", raw.finish().expect("in-memory write")),
+        ];
+        for (name, z) in streams {
+            let bin = packet(&[(0, 0x01, b"\x02"), (0, 0x10, &z)]);
+            let h = decode(&bin).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(h.compressed, "{name}");
+            assert!(matches!(h.payload, Cow::Owned(_)), "{name}");
+            assert_eq!(&h.payload[..], sip, "{name}");
+
+            // Re-encoded uncompressed, in 0x0f.
+            let out = encode(&h);
+            let back = decode(&out).expect("re-encoded");
+            assert!(!back.compressed);
+            assert_eq!(back.payload, h.payload);
+            assert!(out.ends_with(sip));
+        }
+    }
+
+    #[test]
+    fn rejects_broken_compressed_payloads() {
+        let z = zlib(b"INVITE sip:bob@example.com SIP/2.0\r\n\r\n");
+        for bad in [
+            &z[..z.len() - 6],
+            &z[..2],
+            &[][..],
+            b"not compressed at all",
+        ] {
+            let bin = packet(&[(0, 0x10, bad)]);
+            assert_eq!(decode(&bin), Err(HepError::BadCompression), "{bad:?}");
+        }
+        let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
+        gz.write_all(b"payload").expect("in-memory write");
+        let mut gz = gz.finish().expect("in-memory write");
+        let crc_at = gz.len() - 8;
+        gz[crc_at] ^= 1;
+        assert_eq!(
+            decode(&packet(&[(0, 0x10, &gz)])),
+            Err(HepError::BadCompression)
+        );
+    }
+
+    #[test]
+    fn rejects_decompression_bomb() {
+        let bomb = zlib(&vec![0; 10 << 20]);
+        assert!(bomb.len() < 65_000, "the bomb fits in one chunk");
+        let bin = packet(&[(0, 0x10, &bomb)]);
+        assert_eq!(decode(&bin), Err(HepError::BadCompression));
+        // Rejected for its size, before trying other formats, and not for its format.
+        assert!(matches!(
+            inflate_stream(&bomb, true),
+            Err(InflateError::TooLarge)
+        ));
+
+        // The cap is inclusive.
+        let at_cap = zlib(&vec![b'a'; MAX_INFLATED_LEN]);
+        let bin = packet(&[(0, 0x10, &at_cap)]);
+        let h = decode(&bin).expect("exactly at the cap");
+        assert_eq!(h.payload.len(), MAX_INFLATED_LEN);
+        let over = zlib(&vec![b'a'; MAX_INFLATED_LEN + 1]);
+        assert_eq!(
+            decode(&packet(&[(0, 0x10, &over)])),
+            Err(HepError::BadCompression)
+        );
+    }
+
+    #[test]
+    fn too_large_appends_nothing() {
+        let empty = encode(&Hep::default()).len();
+        let fits = vec![b'x'; MAX_PACKET_LEN - empty];
+        let mut hep = Hep {
+            payload: Cow::Borrowed(&fits),
+            ..Hep::default()
+        };
+        let mut out = vec![1, 2, 3];
+        assert_eq!(encode_v3(&hep, &mut out), Ok(MAX_PACKET_LEN));
+        assert_eq!(out.len(), 3 + MAX_PACKET_LEN);
+        assert_eq!(
+            decode(&out[3..]).expect("decodes").payload.len(),
+            fits.len()
+        );
+
+        hep.node_name = Some(b"n");
+        let mut out = vec![1, 2, 3];
+        assert_eq!(
+            encode_v3(&hep, &mut out),
+            Err(HepError::TooLarge {
+                len: MAX_PACKET_LEN + 7
+            })
+        );
+        assert_eq!(out, [1, 2, 3]);
+
+        let huge = vec![0; 1 << 20];
+        let hep = Hep {
+            payload: Cow::Borrowed(&huge),
+            ..Hep::default()
+        };
+        assert!(matches!(
+            encode_v3(&hep, &mut out),
+            Err(HepError::TooLarge { .. })
+        ));
+        assert_eq!(out, [1, 2, 3]);
+    }
+
+    #[test]
+    fn every_field_round_trips_in_ascending_chunk_order() {
+        let hep = Hep {
+            version: 3,
+            ip_proto: 132,
+            src_ip: IpAddr::from(Ipv6Addr::LOCALHOST),
+            dst_ip: v4([192, 0, 2, 1]),
+            src_port: 1,
+            dst_port: 2,
+            ts_sec: 3,
+            ts_usec: 4,
+            payload_type: PayloadType::Unknown(99),
+            capture_id: Some(5),
+            keep_alive: Some(6),
+            auth_key: Some(b"key"),
+            correlation_id: Some(b"cid"),
+            vlan: Some(7),
+            node_name: Some(b"node"),
+            src_mac: Some([1, 2, 3, 4, 5, 6]),
+            dst_mac: Some([7, 8, 9, 10, 11, 12]),
+            ethertype: Some(0x0800),
+            tcp_flags: Some(0x18),
+            tos: Some(0xb8),
+            mos: Some(420),
+            r_factor: Some(93),
+            jitter: Some(12),
+            transaction_type: Some(1),
+            group_id: Some(b"group"),
+            payload: Cow::Borrowed(b"payload"),
+            compressed: false,
+        };
+        let bin = encode(&hep);
+        assert_eq!(decode(&bin), Ok(hep));
+
+        let mut types = Vec::new();
+        let mut at = 6;
+        while at < bin.len() {
+            assert_eq!(&bin[at..at + 2], &[0, 0], "generic vendor");
+            types.push(u16::from_be_bytes([bin[at + 2], bin[at + 3]]));
+            at += usize::from(u16::from_be_bytes([bin[at + 4], bin[at + 5]]));
+        }
+        assert_eq!(
+            types,
+            [
+                0x01, 0x02, 0x05, 0x04, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x11,
+                0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, 0x20, 0x21, 0x23, 0x24, 0x29
+            ]
+        );
+        assert_eq!(bin[12], AF_INET6, "family follows the source address");
+    }
+
+    /// A `Hep` with owned bytes, so proptest can generate it.
+    #[derive(Debug, Clone)]
+    struct OwnedHep {
+        ip_proto: u8,
+        src_ip: IpAddr,
+        dst_ip: IpAddr,
+        ports: (u16, u16),
+        ts: (u32, u32),
+        payload_type: u8,
+        capture_id: Option<u32>,
+        keep_alive: Option<u16>,
+        auth_key: Option<Vec<u8>>,
+        correlation_id: Option<Vec<u8>>,
+        vlan: Option<u16>,
+        node_name: Option<Vec<u8>>,
+        macs: (Option<[u8; 6]>, Option<[u8; 6]>),
+        ethertype: Option<u16>,
+        tcp_flags: Option<u8>,
+        tos: Option<u8>,
+        mos: Option<u16>,
+        r_factor: Option<u16>,
+        jitter: Option<u32>,
+        transaction_type: Option<u8>,
+        group_id: Option<Vec<u8>>,
+        payload: Vec<u8>,
+    }
+
+    impl OwnedHep {
+        fn as_hep(&self) -> Hep<'_> {
+            Hep {
+                version: 3,
+                ip_proto: self.ip_proto,
+                src_ip: self.src_ip,
+                dst_ip: self.dst_ip,
+                src_port: self.ports.0,
+                dst_port: self.ports.1,
+                ts_sec: self.ts.0,
+                ts_usec: self.ts.1,
+                payload_type: PayloadType::from(self.payload_type),
+                capture_id: self.capture_id,
+                keep_alive: self.keep_alive,
+                auth_key: self.auth_key.as_deref(),
+                correlation_id: self.correlation_id.as_deref(),
+                vlan: self.vlan,
+                node_name: self.node_name.as_deref(),
+                src_mac: self.macs.0,
+                dst_mac: self.macs.1,
+                ethertype: self.ethertype,
+                tcp_flags: self.tcp_flags,
+                tos: self.tos,
+                mos: self.mos,
+                r_factor: self.r_factor,
+                jitter: self.jitter,
+                transaction_type: self.transaction_type,
+                group_id: self.group_id.as_deref(),
+                payload: Cow::Borrowed(&self.payload),
+                compressed: false,
+            }
+        }
+    }
+
+    fn ip() -> impl Strategy<Value = IpAddr> {
+        prop_oneof![
+            any::<[u8; 4]>().prop_map(IpAddr::from),
+            any::<[u8; 16]>().prop_map(IpAddr::from),
+        ]
+    }
+
+    fn bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
+        vec(any::<u8>(), 0..max)
+    }
+
+    prop_compose! {
+        fn owned_hep()(
+            head in (any::<u8>(), ip(), ip(), any::<(u16, u16)>(), any::<(u32, u32)>(), any::<u8>()),
+            ids in (
+                option::of(any::<u32>()),
+                option::of(any::<u16>()),
+                option::of(bytes(40)),
+                option::of(bytes(40)),
+                option::of(any::<u16>()),
+                option::of(bytes(40)),
+            ),
+            l2 in (
+                option::of(any::<[u8; 6]>()),
+                option::of(any::<[u8; 6]>()),
+                option::of(any::<u16>()),
+                option::of(any::<u8>()),
+                option::of(any::<u8>()),
+            ),
+            qos in (
+                option::of(any::<u16>()),
+                option::of(any::<u16>()),
+                option::of(any::<u32>()),
+                option::of(any::<u8>()),
+                option::of(bytes(40)),
+            ),
+            payload in bytes(600),
+        ) -> OwnedHep {
+            let (ip_proto, src_ip, dst_ip, ports, ts, payload_type) = head;
+            let (capture_id, keep_alive, auth_key, correlation_id, vlan, node_name) = ids;
+            let (src_mac, dst_mac, ethertype, tcp_flags, tos) = l2;
+            let (mos, r_factor, jitter, transaction_type, group_id) = qos;
+            OwnedHep {
+                ip_proto, src_ip, dst_ip, ports, ts, payload_type, capture_id, keep_alive,
+                auth_key, correlation_id, vlan, node_name, macs: (src_mac, dst_mac), ethertype,
+                tcp_flags, tos, mos, r_factor, jitter, transaction_type, group_id, payload,
+            }
+        }
+    }
+
+    /// A v3 packet of random chunks, mostly generic ones with plausible types, so the
+    /// decoder gets past the framing and into every chunk arm.
+    fn random_chunks() -> impl Strategy<Value = Vec<u8>> {
+        let vendor = prop_oneof![4 => Just(0u16), 1 => any::<u16>()];
+        let ty = prop_oneof![4 => 0u16..0x2a, 1 => any::<u16>()];
+        vec((vendor, ty, bytes(20)), 0..20).prop_map(|chunks| {
+            let chunks: Vec<(u16, u16, &[u8])> = chunks
+                .iter()
+                .map(|(v, t, d)| (*v, *t, d.as_slice()))
+                .collect();
+            packet(&chunks)
+        })
+    }
+
+    /// hickory's fuzz check: whatever decodes must re-encode and decode to the same
+    /// value (as v3, uncompressed).
+    fn assert_reencodes(h: &Hep<'_>) -> Result<(), TestCaseError> {
+        let mut out = Vec::new();
+        match encode_v3(h, &mut out) {
+            Ok(_) => {
+                let back = decode(&out);
+                let expected = Hep {
+                    version: 3,
+                    compressed: false,
+                    ..h.clone()
+                };
+                prop_assert_eq!(back, Ok(expected));
+            }
+            // Only an inflated payload can outgrow a packet.
+            Err(HepError::TooLarge { .. }) => prop_assert!(h.compressed),
+            Err(e) => prop_assert!(false, "encode failed: {e}"),
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn decode_never_panics_on_arbitrary_bytes(bin in bytes(300)) {
+            if let Ok(h) = decode(&bin) {
+                assert_reencodes(&h)?;
+            }
+        }
+
+        #[test]
+        fn decode_never_panics_on_hep3_framed_bytes(body in bytes(300), exact in any::<bool>(), len in any::<u16>()) {
+            let len = if exact { u16::try_from(6 + body.len()).unwrap_or(u16::MAX) } else { len };
+            let mut bin = b"HEP3".to_vec();
+            bin.extend_from_slice(&len.to_be_bytes());
+            bin.extend_from_slice(&body);
+            if let Ok(h) = decode(&bin) {
+                assert_reencodes(&h)?;
+            }
+        }
+
+        #[test]
+        fn decode_never_panics_on_random_chunks(mut bin in random_chunks(), cut in any::<prop::sample::Index>()) {
+            if let Ok(h) = decode(&bin) {
+                assert_reencodes(&h)?;
+            }
+            let at = cut.index(bin.len() + 1);
+            bin.truncate(at);
+            let _ = decode(&bin);
+        }
+
+        #[test]
+        fn decode_never_panics_on_v1_v2_headers(version in 1u8..=2, hl in any::<u8>(), family in prop_oneof![Just(2u8), Just(10), any::<u8>()], rest in bytes(100)) {
+            let mut bin = vec![version, hl, family];
+            bin.extend_from_slice(&rest);
+            if let Ok(h) = decode(&bin) {
+                assert_reencodes(&h)?;
+            }
+        }
+
+        #[test]
+        fn encode_then_decode_gives_the_same_value(owned in owned_hep()) {
+            let hep = owned.as_hep();
+            let mut out = vec![0x5a; 3];
+            let n = encode_v3(&hep, &mut out).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(n, out.len() - 3);
+            prop_assert_eq!(frame_len(&out[3..]), Ok(Some(n)));
+            prop_assert_eq!(decode(&out[3..]), Ok(hep));
+        }
     }
 }

@@ -12,6 +12,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::ops::Range;
 
 use flate2::{Crc, Decompress, FlushDecompress, Status};
 
@@ -186,9 +187,10 @@ pub enum HepError {
         /// Bytes available.
         available: usize,
     },
-    /// Neither `"HEP3"`/`"HEP2"` magic nor a v1/v2 version byte.
+    /// Neither `"HEP3"` magic nor a v1/v2 version byte.
     BadMagic,
-    /// A length field smaller than its own header, or pointing past the packet.
+    /// A length field smaller than its own header, pointing past the packet, or giving
+    /// a chunk value the wrong size for its type (a 3-byte port, say).
     BadLength {
         /// Offset of the field in the packet.
         offset: usize,
@@ -523,12 +525,10 @@ fn decode_v3(buf: &[u8]) -> Result<Hep<'_>, HepError> {
     while !chunks.is_empty() {
         let start = chunks.pos;
         let header: [u8; field::CHUNK_HEADER] = chunks.array()?;
-        let vendor = u16::from_be_bytes([header[field::CHUNK_VENDOR.start], header[1]]);
-        let ty = u16::from_be_bytes([header[field::CHUNK_TYPE.start], header[3]]);
-        let chunk_len = usize::from(u16::from_be_bytes([
-            header[field::CHUNK_LEN.start],
-            header[5],
-        ]));
+        let be16 = |r: Range<usize>| u16::from_be_bytes([header[r.start], header[r.start + 1]]);
+        let vendor = be16(field::CHUNK_VENDOR);
+        let ty = be16(field::CHUNK_TYPE);
+        let chunk_len = usize::from(be16(field::CHUNK_LEN));
         let bad_len = HepError::BadLength {
             offset: start.saturating_add(field::CHUNK_LEN.start),
             value: chunk_len,
@@ -660,7 +660,7 @@ fn decode_v12(buf: &[u8]) -> Result<Hep<'_>, HepError> {
         // Kamailio writes the time header in host order, little-endian in practice
         // (checked against its capture: the seconds match the pcap timestamps).
         let time: [u8; field::V2_TIME_LEN] = cur.array()?;
-        let le32 = |r: std::ops::Range<usize>| {
+        let le32 = |r: Range<usize>| {
             u32::from_le_bytes([
                 time[r.start],
                 time[r.start + 1],
@@ -1684,16 +1684,42 @@ mod tests {
         }
     }
 
-    /// A v3 packet of random chunks, mostly generic ones with plausible types, so the
-    /// decoder gets past the framing and into every chunk arm.
+    /// Size a generic chunk's value must have, for the fixed-size types.
+    fn fixed_size(ty: u16) -> Option<usize> {
+        match ty {
+            0x01 | 0x02 | 0x0b | 0x17 | 0x18 | 0x24 => Some(1),
+            0x07 | 0x08 | 0x0d | 0x12 | 0x16 | 0x20 | 0x21 => Some(2),
+            0x03 | 0x04 | 0x09 | 0x0a | 0x0c | 0x23 => Some(4),
+            0x14 | 0x15 => Some(6),
+            0x05 | 0x06 => Some(16),
+            _ => None,
+        }
+    }
+
+    /// A v3 packet of random chunks, mostly generic ones with plausible types and
+    /// (usually) well-sized values, so the decoder gets past the framing into every
+    /// chunk arm and often all the way to a successful decode.
     fn random_chunks() -> impl Strategy<Value = Vec<u8>> {
-        let vendor = prop_oneof![4 => Just(0u16), 1 => any::<u16>()];
-        let ty = prop_oneof![4 => 0u16..0x2a, 1 => any::<u16>()];
-        vec((vendor, ty, bytes(20)), 0..20).prop_map(|chunks| {
-            let chunks: Vec<(u16, u16, &[u8])> = chunks
+        let vendor = prop_oneof![6 => Just(0u16), 1 => any::<u16>()];
+        let ty = prop_oneof![6 => 0u16..0x2a, 1 => any::<u16>()];
+        let chunk = (vendor, ty, bytes(20), any::<bool>()).prop_map(|(v, t, mut d, sized)| {
+            if let (0, true, Some(n)) = (v, sized, fixed_size(t)) {
+                d.resize(n, 0);
+                if t == 0x01 {
+                    d[0] = if d[0] % 2 == 0 { AF_INET } else { AF_INET6 };
+                }
+            }
+            (v, t, d)
+        });
+        let payload = option::of(bytes(40));
+        (vec(chunk, 0..20), payload).prop_map(|(chunks, payload)| {
+            let mut chunks: Vec<(u16, u16, &[u8])> = chunks
                 .iter()
                 .map(|(v, t, d)| (*v, *t, d.as_slice()))
                 .collect();
+            if let Some(p) = &payload {
+                chunks.push((0, 0x0f, p));
+            }
             packet(&chunks)
         })
     }

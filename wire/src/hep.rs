@@ -813,8 +813,9 @@ fn inflate_gzip(data: &[u8]) -> Result<Vec<u8>, InflateError> {
 }
 
 /// Calls `f` with every chunk `encode_v3` writes for `hep`, in wire order: ascending
-/// chunk type, each optional chunk only when set. That order is the one the HEP spec
-/// example, heplify and Kamailio use, so their packets re-encode byte for byte.
+/// chunk type, each optional chunk only when set. That is the order of the HEP spec
+/// example, the heplify-server test packet, Kamailio's `siptrace` output and our corpus
+/// generator (0x11 and 0x13 after the payload), so all of them re-encode byte for byte.
 ///
 /// Shared by the sizing pass and the writing pass of [`encode_v3`], so the two cannot
 /// disagree.

@@ -461,11 +461,12 @@ fn parse_name_addr(value: &[u8]) -> NameAddr<'_> {
 }
 
 /// Splits off a display name: quoted (escapes kept as written) or the tokens before `<`.
-/// An unterminated quote yields no display name; the URI is then looked for after it.
+/// An empty name (`""`) is no name. An unterminated quote yields no display name; the
+/// URI is then looked for after it.
 fn split_display(value: &[u8]) -> (Option<&[u8]>, &[u8]) {
     if let Some(quoted) = value.strip_prefix(b"\"") {
         return match closing_quote(quoted) {
-            Some(end) => (Some(&quoted[..end]), &quoted[end + 1..]),
+            Some(end) => (non_empty(&quoted[..end]), &quoted[end + 1..]),
             None => (None, quoted),
         };
     }
@@ -1097,8 +1098,8 @@ v=0\r\nc=IN IP6 2001:db8::9\r\nm=audio 4000 RTP/AVP 0\r\n";
         // A quoted parameter value may hold ';' and ','.
         let na = parse_name_addr(b"<sip:a@b>;x=\"1;2,3\";TAG=t");
         assert_eq!(na.tag, Some(&b"t"[..]));
-        let na = parse_name_addr(b"<sip:a@b>;tag");
-        assert_eq!(na.tag, None);
+        let na = parse_name_addr(b"\"\" <sip:a@b>;tag");
+        assert_eq!((na.display, na.tag), (None, None));
         assert_eq!(parse_name_addr(b""), NameAddr::default());
     }
 }

@@ -234,6 +234,8 @@ struct Headers<'a> {
 impl<'a> Iterator for Headers<'a> {
     type Item = (&'a [u8], &'a [u8]);
 
+    // Inlined into the scan loop: a call per header line costs more than its body.
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         let msg = self.msg;
         while self.pos < msg.len() {
@@ -373,11 +375,8 @@ impl<'a> RawHeaders<'a> {
         let limit = self
             .aleg
             .map_or(config.aleg_headers.len(), |(rank, _)| rank);
-        let wanted = config.aleg_headers.iter().take(limit);
-        if let Some(rank) = wanted
-            .into_iter()
-            .position(|h| h.eq_ignore_ascii_case(name))
-        {
+        let wanted = config.aleg_headers.get(..limit).unwrap_or_default();
+        if let Some(rank) = wanted.iter().position(|h| h.eq_ignore_ascii_case(name)) {
             self.aleg = Some((rank, value));
         }
     }
@@ -638,7 +637,10 @@ fn parse_sdp(body: &[u8]) -> Sdp<'_> {
     let mut in_media = false;
     let mut audio_port = None;
     let mut first_port = None;
-    for line in body.split(|&b| b == b'\n').map(trim_cr) {
+    let mut line_at = 0;
+    for nl in memchr::memchr_iter(b'\n', body).chain(std::iter::once(body.len())) {
+        let line = trim_cr(&body[line_at..nl]);
+        line_at = nl + 1;
         if let Some(c) = line.strip_prefix(b"c=") {
             let slot = if in_media {
                 &mut media_c
@@ -655,6 +657,11 @@ fn parse_sdp(body: &[u8]) -> Sdp<'_> {
             if audio_port.is_none() && media.eq_ignore_ascii_case(b"audio") {
                 audio_port = port;
             }
+        }
+        // An audio port means we are past the session part, so a connection address
+        // found by now is final: the rest of a long SDP (codecs, ICE) is not needed.
+        if audio_port.is_some() && (session_c.is_some() || media_c.is_some()) {
+            break;
         }
     }
     Sdp {

@@ -93,7 +93,9 @@ pub fn frame(buf: &[u8]) -> Result<Frame, FrameError> {
                 Frame::Incomplete { needed: Some(len) }
             });
         }
-        if pos > 0 {
+        // A continuation line (leading SP/HT) belongs to the previous header's value,
+        // even when its text looks like `l: 5`.
+        if pos > 0 && !matches!(line.first(), Some(b' ' | b'\t')) {
             if let Some(value) = content_length_value(line) {
                 content_length = Some(parse_length(value)?);
             }
@@ -278,6 +280,12 @@ mod tests {
             m.extend_from_slice(b"X-Junk: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
         }
         assert_eq!(frame(&m), Err(FrameError::HeadersTooLong));
+    }
+
+    #[test]
+    fn continuation_line_is_not_a_header() {
+        let m = b"SIP/2.0 200 OK\r\nSubject: a\r\n\tl: x\r\nl: 1\r\n\r\nz";
+        assert_eq!(frame(m), Ok(Frame::Complete { len: m.len(), header_len: m.len() - 1, content_length: Some(1) }));
     }
 
     #[test]

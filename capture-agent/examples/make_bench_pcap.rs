@@ -94,7 +94,8 @@ fn message(call: u32, msg: u8) -> (bool, Vec<u8>) {
 }
 
 fn ethernet_ipv4_udp(frame: &mut Vec<u8>, from_uac: bool, call: u32, payload: &[u8]) {
-    let (src, dst) = if from_uac { ([192, 0, 2, 10], [198, 51, 100, 20]) } else { ([198, 51, 100, 20], [192, 0, 2, 10]) };
+    let (src, dst) =
+        if from_uac { ([192, 0, 2, 10], [198, 51, 100, 20]) } else { ([198, 51, 100, 20], [192, 0, 2, 10]) };
     frame.extend_from_slice(&[0, 0, 0x5e, 0, 0x53, if from_uac { 2 } else { 1 }]);
     frame.extend_from_slice(&[0, 0, 0x5e, 0, 0x53, if from_uac { 1 } else { 2 }]);
     frame.extend_from_slice(&0x0800u16.to_be_bytes());

@@ -31,12 +31,7 @@ pub struct Cli {
     pub read_file: Vec<PathBuf>,
 
     /// Send HEP to this collector (repeat, or separate with commas, to send to each).
-    #[arg(
-        long,
-        value_name = "HOST:PORT",
-        value_delimiter = ',',
-        env = "CAPTURE_AGENT_HEP_SERVER"
-    )]
+    #[arg(long, value_name = "HOST:PORT", value_delimiter = ',', env = "CAPTURE_AGENT_HEP_SERVER")]
     pub hep_server: Vec<String>,
 
     /// HEP transport.
@@ -62,20 +57,11 @@ pub struct Cli {
 
     /// Replay pace: `max` (as fast as possible), `realtime` (original timing) or a factor
     /// (2 = twice as fast).
-    #[arg(
-        long,
-        value_name = "max|realtime|FACTOR",
-        env = "CAPTURE_AGENT_REPLAY_SPEED"
-    )]
+    #[arg(long, value_name = "max|realtime|FACTOR", env = "CAPTURE_AGENT_REPLAY_SPEED")]
     pub replay_speed: Option<ReplaySpeed>,
 
     /// Do not send requests with these methods, nor their responses (comma separated).
-    #[arg(
-        long,
-        value_name = "METHOD,...",
-        value_delimiter = ',',
-        env = "CAPTURE_AGENT_DISCARD_METHODS"
-    )]
+    #[arg(long, value_name = "METHOD,...", value_delimiter = ',', env = "CAPTURE_AGENT_DISCARD_METHODS")]
     pub discard_methods: Vec<String>,
 
     /// Drop copies of the same packet seen twice within 500 ms (e.g. on a VLAN and its
@@ -159,9 +145,7 @@ impl FromStr for ReplaySpeed {
             "realtime" | "real-time" => Ok(Self::Factor(1.0)),
             other => match other.parse::<f64>() {
                 Ok(f) if f > 0.0 && f.is_finite() => Ok(Self::Factor(f)),
-                _ => Err(format!(
-                    "bad replay speed {s:?}: use max, realtime or a positive factor"
-                )),
+                _ => Err(format!("bad replay speed {s:?}: use max, realtime or a positive factor")),
             },
         }
     }
@@ -219,20 +203,11 @@ impl Settings {
             (None, Some(s)) => s.parse()?,
             (None, None) => ReplaySpeed::default(),
         };
-        let filter = build_filter(
-            cli.filter.or(file.filter),
-            cli.port_range.or(file.port_range),
-        )?;
-        let servers = non_empty(cli.hep_server)
-            .or(file.hep_server)
-            .unwrap_or_else(|| vec![DEFAULT_HEP_SERVER.into()]);
-        let discard_methods = non_empty(cli.discard_methods)
-            .or(file.discard_methods)
-            .unwrap_or_default();
+        let filter = build_filter(cli.filter.or(file.filter), cli.port_range.or(file.port_range))?;
+        let servers = non_empty(cli.hep_server).or(file.hep_server).unwrap_or_else(|| vec![DEFAULT_HEP_SERVER.into()]);
+        let discard_methods = non_empty(cli.discard_methods).or(file.discard_methods).unwrap_or_default();
         Ok(Self {
-            files: non_empty(cli.read_file)
-                .or(file.read_file)
-                .unwrap_or_default(),
+            files: non_empty(cli.read_file).or(file.read_file).unwrap_or_default(),
             servers,
             transport,
             node_id: cli.node_id.or(file.node_id).unwrap_or(0),
@@ -256,24 +231,18 @@ fn non_empty<T>(v: Vec<T>) -> Option<Vec<T>> {
     (!v.is_empty()).then_some(v)
 }
 
-fn build_filter(
-    expr: Option<String>,
-    port_range: Option<String>,
-) -> Result<Option<Filter>, String> {
+fn build_filter(expr: Option<String>, port_range: Option<String>) -> Result<Option<Filter>, String> {
     let text = match (expr, port_range) {
         (None, None) => return Ok(None),
         (Some(e), None) => e,
         (None, Some(r)) => format!("portrange {r}"),
         (Some(e), Some(r)) => format!("({e}) and portrange {r}"),
     };
-    text.parse::<Filter>()
-        .map(Some)
-        .map_err(|e| format!("bad filter {text:?}: {e}"))
+    text.parse::<Filter>().map(Some).map_err(|e| format!("bad filter {text:?}: {e}"))
 }
 
 fn read_config_file(path: &Path) -> Result<FileConfig, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
     toml::from_str(&text).map_err(|e| format!("bad config file {}: {e}", path.display()))
 }
 
@@ -328,11 +297,7 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Result<Settings, String> {
-        Settings::from_args(
-            std::iter::once("capture-agent")
-                .chain(args.iter().copied())
-                .map(String::from),
-        )
+        Settings::from_args(std::iter::once("capture-agent").chain(args.iter().copied()).map(String::from))
     }
 
     #[test]
@@ -363,17 +328,8 @@ mod tests {
 
     #[test]
     fn several_servers_and_files() {
-        let s = parse(&[
-            "--read-file",
-            "a",
-            "--read-file",
-            "b",
-            "--hep-server",
-            "h1:1,h2:2",
-            "--hep-server",
-            "h3:3",
-        ])
-        .unwrap();
+        let s = parse(&["--read-file", "a", "--read-file", "b", "--hep-server", "h1:1,h2:2", "--hep-server", "h3:3"])
+            .unwrap();
         assert_eq!(s.files.len(), 2);
         assert_eq!(s.servers, vec!["h1:1", "h2:2", "h3:3"]);
     }
@@ -383,29 +339,25 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("agent-config-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("agent.toml");
-        std::fs::write(&path, "hep_server = [\"file:1\"]\nnode_name = \"lb1\"\ntransport = \"tcp\"\nreplay_speed = \"2\"\n").unwrap();
+        std::fs::write(
+            &path,
+            "hep_server = [\"file:1\"]\nnode_name = \"lb1\"\ntransport = \"tcp\"\nreplay_speed = \"2\"\n",
+        )
+        .unwrap();
         let s = parse(&["--config", path.to_str().unwrap(), "--node-name", "lb2"]).unwrap();
         assert_eq!(s.servers, vec!["file:1"]);
         assert_eq!(s.node_name, "lb2");
         assert_eq!(s.transport, Transport::Tcp);
         assert_eq!(s.replay_speed, ReplaySpeed::Factor(2.0));
         std::fs::write(&path, "hep_servers = [\"typo\"]\n").unwrap();
-        assert!(parse(&["--config", path.to_str().unwrap()])
-            .unwrap_err()
-            .contains("unknown field"));
+        assert!(parse(&["--config", path.to_str().unwrap()]).unwrap_err().contains("unknown field"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn bad_values_are_clear() {
-        assert!(parse(&["--transport", "sctp"])
-            .unwrap_err()
-            .contains("udp or tcp"));
-        assert!(parse(&["--replay-speed", "0"])
-            .unwrap_err()
-            .contains("replay speed"));
-        assert!(parse(&["--filter", "port banana"])
-            .unwrap_err()
-            .contains("bad filter"));
+        assert!(parse(&["--transport", "sctp"]).unwrap_err().contains("udp or tcp"));
+        assert!(parse(&["--replay-speed", "0"]).unwrap_err().contains("replay speed"));
+        assert!(parse(&["--filter", "port banana"]).unwrap_err().contains("bad filter"));
     }
 }

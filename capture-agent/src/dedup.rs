@@ -131,11 +131,7 @@ mod tests {
         // Same bytes 500 ms later: a retransmission.
         assert!(!d.is_duplicate(Timestamp::new(10, 500_000), &flow(None), msg));
         // Different bytes at once: a different message.
-        assert!(!d.is_duplicate(
-            Timestamp::new(10, 500_001),
-            &flow(None),
-            b"BYE sip:a@b SIP/2.0\r\n\r\n"
-        ));
+        assert!(!d.is_duplicate(Timestamp::new(10, 500_001), &flow(None), b"BYE sip:a@b SIP/2.0\r\n\r\n"));
         assert_eq!(d.duplicates, 1);
     }
 

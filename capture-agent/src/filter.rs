@@ -61,12 +61,8 @@ impl Expr {
             Self::And(a, b) => a.eval(f) && b.eval(f),
             Self::Not(a) => !a.eval(f),
             Self::Prim(dir, prim) => match prim {
-                Prim::Net(net, bits) => {
-                    dir.any(|src| in_net(if src { f.src } else { f.dst }, *net, *bits))
-                }
-                Prim::Ports(lo, hi) => {
-                    dir.any(|src| (*lo..=*hi).contains(&if src { f.src_port } else { f.dst_port }))
-                }
+                Prim::Net(net, bits) => dir.any(|src| in_net(if src { f.src } else { f.dst }, *net, *bits)),
+                Prim::Ports(lo, hi) => dir.any(|src| (*lo..=*hi).contains(&if src { f.src_port } else { f.dst_port })),
                 Prim::Proto(p) => f.proto == *p,
                 Prim::Ipv4 => f.src.is_ipv4(),
                 Prim::Ipv6 => f.src.is_ipv6(),
@@ -116,15 +112,9 @@ impl std::error::Error for FilterError {}
 impl FromStr for Filter {
     type Err = FilterError;
     fn from_str(s: &str) -> Result<Self, FilterError> {
-        let spaced = s
-            .replace('(', " ( ")
-            .replace(')', " ) ")
-            .replace("!", " ! ");
+        let spaced = s.replace('(', " ( ").replace(')', " ) ").replace("!", " ! ");
         let tokens: Vec<&str> = spaced.split_whitespace().collect();
-        let mut p = Parser {
-            tokens: &tokens,
-            pos: 0,
-        };
+        let mut p = Parser { tokens: &tokens, pos: 0 };
         let expr = p.expr()?;
         match p.peek() {
             None => Ok(Self(expr)),
@@ -144,17 +134,13 @@ impl<'a> Parser<'a> {
     }
 
     fn next(&mut self) -> Result<&'a str, FilterError> {
-        let t = self
-            .peek()
-            .ok_or_else(|| FilterError("unexpected end of filter".into()))?;
+        let t = self.peek().ok_or_else(|| FilterError("unexpected end of filter".into()))?;
         self.pos += 1;
         Ok(t)
     }
 
     fn eat(&mut self, words: &[&str]) -> bool {
-        let hit = self
-            .peek()
-            .is_some_and(|t| words.iter().any(|w| t.eq_ignore_ascii_case(w)));
+        let hit = self.peek().is_some_and(|t| words.iter().any(|w| t.eq_ignore_ascii_case(w)));
         self.pos += usize::from(hit);
         hit
     }
@@ -181,11 +167,7 @@ impl<'a> Parser<'a> {
         }
         if self.eat(&["("]) {
             let e = self.expr()?;
-            return if self.eat(&[")"]) {
-                Ok(e)
-            } else {
-                Err(FilterError("missing )".into()))
-            };
+            return if self.eat(&[")"]) { Ok(e) } else { Err(FilterError("missing )".into())) };
         }
         self.prim()
     }
@@ -202,9 +184,7 @@ impl<'a> Parser<'a> {
         let prim = match word.as_str() {
             "host" => {
                 let ip = self.next()?;
-                let ip: IpAddr = ip
-                    .parse()
-                    .map_err(|_| FilterError(format!("bad address {ip:?}")))?;
+                let ip: IpAddr = ip.parse().map_err(|_| FilterError(format!("bad address {ip:?}")))?;
                 Prim::Net(ip, if ip.is_ipv4() { 32 } else { 128 })
             }
             "net" => parse_net(self.next()?)?,
@@ -214,9 +194,7 @@ impl<'a> Parser<'a> {
             }
             "portrange" => {
                 let r = self.next()?;
-                let (a, b) = r
-                    .split_once('-')
-                    .ok_or_else(|| FilterError(format!("bad port range {r:?}: use A-B")))?;
+                let (a, b) = r.split_once('-').ok_or_else(|| FilterError(format!("bad port range {r:?}: use A-B")))?;
                 let (a, b) = (parse_port(a)?, parse_port(b)?);
                 if a > b {
                     return Err(FilterError(format!("bad port range {r:?}: {a} > {b}")));
@@ -246,8 +224,7 @@ impl<'a> Parser<'a> {
 }
 
 fn parse_port(s: &str) -> Result<u16, FilterError> {
-    s.parse()
-        .map_err(|_| FilterError(format!("bad port {s:?}")))
+    s.parse().map_err(|_| FilterError(format!("bad port {s:?}")))
 }
 
 fn parse_net(s: &str) -> Result<Prim, FilterError> {
@@ -266,14 +243,7 @@ mod tests {
     use super::*;
 
     fn flow(src: &str, sport: u16, dst: &str, dport: u16, proto: Proto, vlan: Option<u16>) -> Flow {
-        Flow {
-            src: src.parse().unwrap(),
-            dst: dst.parse().unwrap(),
-            src_port: sport,
-            dst_port: dport,
-            proto,
-            vlan,
-        }
+        Flow { src: src.parse().unwrap(), dst: dst.parse().unwrap(), src_port: sport, dst_port: dport, proto, vlan }
     }
 
     fn m(expr: &str, f: &Flow) -> bool {

@@ -72,22 +72,9 @@ pub struct Pipeline<S: FnMut(Batch)> {
 impl<S: FnMut(Batch)> Pipeline<S> {
     /// A pipeline sending full batches to `sink`.
     pub fn new(cfg: PipelineConfig, sink: S) -> Self {
-        let scan = ScanConfig {
-            aleg_headers: cfg
-                .correlation_header
-                .iter()
-                .map(|h| h.as_bytes().to_vec())
-                .collect(),
-        };
+        let scan = ScanConfig { aleg_headers: cfg.correlation_header.iter().map(|h| h.as_bytes().to_vec()).collect() };
         let dedup = cfg.dedup.then(Dedup::default);
-        Self {
-            cfg,
-            scan,
-            dedup,
-            batch: Batch::with_capacity(),
-            sink,
-            counters: SipCounters::default(),
-        }
+        Self { cfg, scan, dedup, batch: Batch::with_capacity(), sink, counters: SipCounters::default() }
     }
 
     /// A UDP or SCTP payload: one datagram, classified by content.
@@ -130,9 +117,7 @@ impl<S: FnMut(Batch)> Pipeline<S> {
 
     /// Duplicates dropped and dedup entries evicted early.
     pub fn dedup_counts(&self) -> (u64, u64) {
-        self.dedup
-            .as_ref()
-            .map_or((0, 0), |d| (d.duplicates, d.evicted))
+        self.dedup.as_ref().map_or((0, 0), |d| (d.duplicates, d.evicted))
     }
 
     fn passes_filter(&mut self, flow: &Flow) -> bool {
@@ -211,10 +196,7 @@ impl<S: FnMut(Batch)> Pipeline<S> {
                 None => return false,
             },
         };
-        self.cfg
-            .discard_methods
-            .iter()
-            .any(|m| m.as_bytes().eq_ignore_ascii_case(method))
+        self.cfg.discard_methods.iter().any(|m| m.as_bytes().eq_ignore_ascii_case(method))
     }
 
     fn flush_if_full(&mut self) {
@@ -232,8 +214,7 @@ fn looks_like_hep(payload: &[u8]) -> bool {
     // v1/v2: version, header length matching the family, family 2 or 10, then a payload.
     match payload {
         [1, 16, 2, ..] | [2, 28, 2, ..] | [1, 40, 10, ..] | [2, 52, 10, ..] => {
-            payload.len() > usize::from(payload[1])
-                && sip::looks_like_sip(&payload[usize::from(payload[1])..])
+            payload.len() > usize::from(payload[1]) && sip::looks_like_sip(&payload[usize::from(payload[1])..])
         }
         _ => false,
     }

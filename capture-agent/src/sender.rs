@@ -45,10 +45,7 @@ pub struct Batch {
 impl Batch {
     /// An empty batch with room for [`BATCH_BYTES`].
     pub fn with_capacity() -> Self {
-        Self {
-            bytes: Vec::with_capacity(BATCH_BYTES + 64 * 1024),
-            ends: Vec::with_capacity(1024),
-        }
+        Self { bytes: Vec::with_capacity(BATCH_BYTES + 64 * 1024), ends: Vec::with_capacity(1024) }
     }
 
     /// Marks the bytes appended since the last call as one packet.
@@ -73,9 +70,7 @@ impl Batch {
 
     fn packets(&self) -> impl Iterator<Item = &[u8]> {
         let starts = std::iter::once(0).chain(self.ends.iter().copied());
-        starts
-            .zip(self.ends.iter().copied())
-            .map(|(s, e)| &self.bytes[s as usize..e as usize])
+        starts.zip(self.ends.iter().copied()).map(|(s, e)| &self.bytes[s as usize..e as usize])
     }
 }
 
@@ -125,27 +120,17 @@ pub struct Senders {
 impl Senders {
     /// Resolves every server address and starts its sender thread. Connections are made
     /// by the threads, so an unreachable collector does not fail start-up.
-    pub fn start(
-        servers: &[String],
-        transport: Transport,
-        when_full: WhenFull,
-    ) -> io::Result<Self> {
+    pub fn start(servers: &[String], transport: Transport, when_full: WhenFull) -> io::Result<Self> {
         let mut workers = Vec::new();
         for server in servers {
             let addr = resolve(server)?;
             let (tx, rx) = mpsc::sync_channel(QUEUE_BATCHES);
             let name = server.clone();
-            let handle = thread::Builder::new()
-                .name(format!("hep-{server}"))
-                .spawn(move || match transport {
-                    Transport::Tcp => run_tcp(name, addr, rx),
-                    Transport::Udp => run_udp(name, addr, rx),
-                })?;
-            workers.push(Worker {
-                tx,
-                handle,
-                dropped: 0,
-            });
+            let handle = thread::Builder::new().name(format!("hep-{server}")).spawn(move || match transport {
+                Transport::Tcp => run_tcp(name, addr, rx),
+                Transport::Udp => run_udp(name, addr, rx),
+            })?;
+            workers.push(Worker { tx, handle, dropped: 0 });
         }
         Ok(Self { workers, when_full })
     }
@@ -190,18 +175,12 @@ impl Senders {
 
 fn resolve(server: &str) -> io::Result<SocketAddr> {
     server.to_socket_addrs()?.next().ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("HEP server {server:?} resolves to no address"),
-        )
+        io::Error::new(io::ErrorKind::InvalidInput, format!("HEP server {server:?} resolves to no address"))
     })
 }
 
 fn run_tcp(server: String, addr: SocketAddr, rx: Receiver<Arc<Batch>>) -> SenderReport {
-    let mut report = SenderReport {
-        server,
-        ..SenderReport::default()
-    };
+    let mut report = SenderReport { server, ..SenderReport::default() };
     let mut conn: Option<TcpStream> = None;
     let mut connected_once = false;
     for batch in rx {
@@ -294,17 +273,8 @@ fn drain(mut conn: TcpStream) -> bool {
 }
 
 fn run_udp(server: String, addr: SocketAddr, rx: Receiver<Arc<Batch>>) -> SenderReport {
-    let mut report = SenderReport {
-        server,
-        ..SenderReport::default()
-    };
-    let bind: SocketAddr = if addr.is_ipv4() {
-        "0.0.0.0:0"
-    } else {
-        "[::]:0"
-    }
-    .parse()
-    .expect("literal address");
+    let mut report = SenderReport { server, ..SenderReport::default() };
+    let bind: SocketAddr = if addr.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().expect("literal address");
     let socket = match UdpSocket::bind(bind).and_then(|s| s.connect(addr).map(|()| s)) {
         Ok(s) => s,
         Err(e) => {
@@ -343,17 +313,12 @@ fn send_datagram(socket: &UdpSocket, packet: &[u8]) -> io::Result<()> {
             Ok(_) => return Ok(()),
             // A refused earlier datagram (ICMP port unreachable) surfaces on a later send:
             // the collector is down. Try this one again once, then report.
-            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                return socket.send(packet).map(|_| ())
-            }
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => return socket.send(packet).map(|_| ()),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.raw_os_error() == Some(105) => {
                 thread::sleep(Duration::from_micros(200));
             }
             Err(e) => return Err(e),
         }
     }
-    Err(io::Error::new(
-        io::ErrorKind::WouldBlock,
-        "socket buffer full",
-    ))
+    Err(io::Error::new(io::ErrorKind::WouldBlock, "socket buffer full"))
 }

@@ -214,24 +214,15 @@ impl fmt::Display for HepError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             Self::Truncated { needed, available } => {
-                write!(
-                    f,
-                    "truncated HEP packet: need {needed} bytes, have {available}"
-                )
+                write!(f, "truncated HEP packet: need {needed} bytes, have {available}")
             }
-            Self::BadMagic => {
-                f.write_str("not a HEP packet: no HEP3 magic and no v1/v2 version byte")
-            }
+            Self::BadMagic => f.write_str("not a HEP packet: no HEP3 magic and no v1/v2 version byte"),
             Self::BadLength { offset, value } => {
                 write!(f, "bad HEP length field {value} at offset {offset}")
             }
-            Self::BadAddress => {
-                f.write_str("bad HEP address: unknown family or wrong address size")
-            }
+            Self::BadAddress => f.write_str("bad HEP address: unknown family or wrong address size"),
             Self::NoPayload => f.write_str("HEP packet has no payload chunk"),
-            Self::BadCompression => {
-                f.write_str("HEP compressed payload does not inflate (or is too large)")
-            }
+            Self::BadCompression => f.write_str("HEP compressed payload does not inflate (or is too large)"),
             Self::TooLarge { len } => {
                 write!(f, "HEP packet of {len} bytes exceeds the 65535-byte limit")
             }
@@ -257,10 +248,7 @@ pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, HepError> {
     }
     let len = usize::from(u16::from_be_bytes([buf[4], buf[5]]));
     if len < HEADER {
-        return Err(HepError::BadLength {
-            offset: 4,
-            value: len,
-        });
+        return Err(HepError::BadLength { offset: 4, value: len });
     }
     Ok(Some(len))
 }
@@ -431,10 +419,7 @@ impl<'a> Cursor<'a> {
 
     /// The next `n` bytes, or `Truncated` with the packet-relative end they need.
     fn take(&mut self, n: usize) -> Result<&'a [u8], HepError> {
-        let truncated = HepError::Truncated {
-            needed: self.pos.saturating_add(n),
-            available: self.buf.len(),
-        };
+        let truncated = HepError::Truncated { needed: self.pos.saturating_add(n), available: self.buf.len() };
         let end = self.pos.checked_add(n).ok_or(truncated)?;
         let bytes = self.buf.get(self.pos..end).ok_or(truncated)?;
         self.pos = end;
@@ -444,10 +429,7 @@ impl<'a> Cursor<'a> {
     fn array<const N: usize>(&mut self) -> Result<[u8; N], HepError> {
         let bytes = self.take(N)?;
         // `take` returned exactly N bytes, so this cannot fail; no unwrap all the same.
-        bytes.try_into().map_err(|_| HepError::Truncated {
-            needed: N,
-            available: bytes.len(),
-        })
+        bytes.try_into().map_err(|_| HepError::Truncated { needed: N, available: bytes.len() })
     }
 
     fn u16_be(&mut self) -> Result<u16, HepError> {
@@ -487,17 +469,11 @@ impl<'a> Cursor<'a> {
 pub fn decode(buf: &[u8]) -> Result<Hep<'_>, HepError> {
     const MAGIC: &[u8; 4] = b"HEP3";
     match buf.first() {
-        None => Err(HepError::Truncated {
-            needed: 1,
-            available: 0,
-        }),
+        None => Err(HepError::Truncated { needed: 1, available: 0 }),
         Some(1 | 2) => decode_v12(buf),
         Some(_) if buf.get(field::MAGIC) == Some(&MAGIC[..]) => decode_v3(buf),
         // A prefix of the magic is a packet cut short, not a foreign protocol.
-        Some(_) if MAGIC.starts_with(buf) => Err(HepError::Truncated {
-            needed: field::CHUNKS,
-            available: buf.len(),
-        }),
+        Some(_) if MAGIC.starts_with(buf) => Err(HepError::Truncated { needed: field::CHUNKS, available: buf.len() }),
         Some(_) => Err(HepError::BadMagic),
     }
 }
@@ -506,20 +482,11 @@ fn decode_v3(buf: &[u8]) -> Result<Hep<'_>, HepError> {
     let mut head = Cursor::new(buf, field::LENGTH.start);
     let len = usize::from(head.u16_be()?);
     if len < field::CHUNKS {
-        return Err(HepError::BadLength {
-            offset: field::LENGTH.start,
-            value: len,
-        });
+        return Err(HepError::BadLength { offset: field::LENGTH.start, value: len });
     }
-    let packet = buf.get(..len).ok_or(HepError::Truncated {
-        needed: len,
-        available: buf.len(),
-    })?;
+    let packet = buf.get(..len).ok_or(HepError::Truncated { needed: len, available: buf.len() })?;
 
-    let mut hep = Hep {
-        version: 3,
-        ..Hep::default()
-    };
+    let mut hep = Hep { version: 3, ..Hep::default() };
     let mut payload = None;
     let mut chunks = Cursor::new(packet, field::CHUNKS);
     while !chunks.is_empty() {
@@ -529,10 +496,7 @@ fn decode_v3(buf: &[u8]) -> Result<Hep<'_>, HepError> {
         let vendor = be16(field::CHUNK_VENDOR);
         let ty = be16(field::CHUNK_TYPE);
         let chunk_len = usize::from(be16(field::CHUNK_LEN));
-        let bad_len = HepError::BadLength {
-            offset: start.saturating_add(field::CHUNK_LEN.start),
-            value: chunk_len,
-        };
+        let bad_len = HepError::BadLength { offset: start.saturating_add(field::CHUNK_LEN.start), value: chunk_len };
         let value_len = chunk_len.checked_sub(field::CHUNK_HEADER).ok_or(bad_len)?;
         let value = chunks.take(value_len).map_err(|_| bad_len)?;
         if vendor == GENERIC_VENDOR {
@@ -623,17 +587,10 @@ fn decode_v12(buf: &[u8]) -> Result<Hep<'_>, HepError> {
     // Check the header length before reading on, so a wrong one is reported as such
     // even when the packet is also short.
     let base_len = field::V12_ADDRS + addr_len;
-    let full_len = if version == 2 {
-        base_len + field::V2_TIME_LEN
-    } else {
-        base_len
-    };
+    let full_len = if version == 2 { base_len + field::V2_TIME_LEN } else { base_len };
     let hdr_len = usize::from(hdr_len);
     if hdr_len != base_len && hdr_len != full_len {
-        return Err(HepError::BadLength {
-            offset: field::V12_HDR_LEN,
-            value: hdr_len,
-        });
+        return Err(HepError::BadLength { offset: field::V12_HDR_LEN, value: hdr_len });
     }
     debug_assert_eq!(cur.pos, field::V12_SRC_PORT.start);
     let src_port = cur.u16_be()?;
@@ -647,26 +604,13 @@ fn decode_v12(buf: &[u8]) -> Result<Hep<'_>, HepError> {
         let dst: [u8; 16] = cur.array()?;
         (IpAddr::from(src), IpAddr::from(dst))
     };
-    let mut hep = Hep {
-        version,
-        ip_proto,
-        src_ip,
-        dst_ip,
-        src_port,
-        dst_port,
-        ..Hep::default()
-    };
+    let mut hep = Hep { version, ip_proto, src_ip, dst_ip, src_port, dst_port, ..Hep::default() };
     if version == 2 {
         // Kamailio writes the time header in host order, little-endian in practice
         // (checked against its capture: the seconds match the pcap timestamps).
         let time: [u8; field::V2_TIME_LEN] = cur.array()?;
         let le32 = |r: Range<usize>| {
-            u32::from_le_bytes([
-                time[r.start],
-                time[r.start + 1],
-                time[r.start + 2],
-                time[r.start + 3],
-            ])
+            u32::from_le_bytes([time[r.start], time[r.start + 1], time[r.start + 2], time[r.start + 3]])
         };
         hep.ts_sec = le32(field::V2_SEC);
         hep.ts_usec = le32(field::V2_USEC);
@@ -730,11 +674,7 @@ fn inflate_stream(input: &[u8], zlib: bool) -> Result<(Vec<u8>, usize), InflateE
             if room == 0 {
                 return Err(InflateError::TooLarge);
             }
-            let grow = out
-                .len()
-                .max(rest.len().saturating_mul(FIRST_GUESS_RATIO))
-                .max(MIN_GROW)
-                .min(room);
+            let grow = out.len().max(rest.len().saturating_mul(FIRST_GUESS_RATIO)).max(MIN_GROW).min(room);
             out.reserve_exact(grow);
         }
         let before = (state.total_in(), state.total_out());
@@ -819,10 +759,7 @@ fn inflate_gzip(data: &[u8]) -> Result<Vec<u8>, InflateError> {
 ///
 /// Shared by the sizing pass and the writing pass of [`encode_v3`], so the two cannot
 /// disagree.
-fn for_each_chunk<E>(
-    hep: &Hep<'_>,
-    mut f: impl FnMut(ChunkType, &[u8]) -> Result<(), E>,
-) -> Result<(), E> {
+fn for_each_chunk<E>(hep: &Hep<'_>, mut f: impl FnMut(ChunkType, &[u8]) -> Result<(), E>) -> Result<(), E> {
     let family = match hep.src_ip {
         IpAddr::V4(_) => AF_INET,
         IpAddr::V6(_) => AF_INET6,
@@ -914,9 +851,7 @@ pub fn encode_v3(hep: &Hep<'_>, out: &mut Vec<u8>) -> Result<usize, HepError> {
     // grows it at most once.
     let mut len = field::CHUNKS;
     for_each_chunk(hep, |_, value| {
-        len = len
-            .saturating_add(field::CHUNK_HEADER)
-            .saturating_add(value.len());
+        len = len.saturating_add(field::CHUNK_HEADER).saturating_add(value.len());
         Ok::<(), HepError>(())
     })?;
     if len > MAX_PACKET_LEN {
@@ -977,13 +912,7 @@ mod frame_tests {
         assert_eq!(frame_len(b"HE"), Ok(None));
         assert_eq!(frame_len(b"HEP3\x00"), Ok(None));
         assert_eq!(frame_len(b"HEP3\x00\x71rest"), Ok(Some(0x71)));
-        assert_eq!(
-            frame_len(b"HEP3\x00\x02"),
-            Err(HepError::BadLength {
-                offset: 4,
-                value: 2
-            })
-        );
+        assert_eq!(frame_len(b"HEP3\x00\x02"), Err(HepError::BadLength { offset: 4, value: 2 }));
         assert_eq!(frame_len(b"GET "), Err(HepError::BadMagic));
         assert_eq!(frame_len(b"X"), Err(HepError::BadMagic));
     }
@@ -1003,8 +932,7 @@ mod tests {
 
     // Fixtures: see wire/tests/data/README.md for where each one comes from.
     const SPEC_EXAMPLE: &[u8] = include_bytes!("../tests/data/hep3_spec_example_hep_go.bin");
-    const HEPLIFY: &[u8] =
-        include_bytes!("../tests/data/heplify_server_decoder_test_hepPacket.bin");
+    const HEPLIFY: &[u8] = include_bytes!("../tests/data/heplify_server_decoder_test_hepPacket.bin");
     const KAMAILIO_V3: &[u8] = include_bytes!("../tests/data/kamailio_siptrace_hep3_udp.bin");
     const KAMAILIO_V2: &[u8] = include_bytes!("../tests/data/kamailio_siptrace_hepv2_invite.bin");
     const SYN_AUTH_KEY: &[u8] = include_bytes!("../tests/data/synthetic_hep3_auth_key.bin");
@@ -1075,10 +1003,7 @@ mod tests {
         assert_eq!(&h.payload[..], b"INVITE sip:bob");
         assert!(matches!(h.payload, Cow::Borrowed(_)));
         assert!(!h.compressed);
-        let rest = Hep {
-            payload: Cow::Borrowed(&[]),
-            ..h
-        };
+        let rest = Hep { payload: Cow::Borrowed(&[]), ..h };
         // Everything not in the packet keeps its default.
         assert_eq!(
             rest,
@@ -1129,14 +1054,8 @@ mod tests {
 
         let h = decode(SYN_IPV6_TCP).expect("ipv6");
         assert_eq!(h.ip_proto, 6);
-        assert_eq!(
-            h.src_ip,
-            IpAddr::from(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x10))
-        );
-        assert_eq!(
-            h.dst_ip,
-            IpAddr::from(Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0x20))
-        );
+        assert_eq!(h.src_ip, IpAddr::from(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x10)));
+        assert_eq!(h.dst_ip, IpAddr::from(Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0x20)));
         assert_eq!((h.src_port, h.dst_port), (5061, 5060));
 
         let h = decode(SYN_CID).expect("correlation id");
@@ -1221,9 +1140,7 @@ mod tests {
 
     #[test]
     fn decodes_v1_and_v2_headers() {
-        let mut v1 = vec![
-            1, 16, 2, 17, 0x13, 0xc4, 0x13, 0xc5, 10, 0, 0, 1, 10, 0, 0, 2,
-        ];
+        let mut v1 = vec![1, 16, 2, 17, 0x13, 0xc4, 0x13, 0xc5, 10, 0, 0, 1, 10, 0, 0, 2];
         v1.extend_from_slice(b"OPTIONS sip:x SIP/2.0\r\n\r\n");
         let h = decode(&v1).expect("v1");
         assert_eq!(h.version, 1);
@@ -1258,10 +1175,7 @@ mod tests {
             b[2] = family;
             assert_eq!(
                 decode(&b),
-                Err(HepError::BadLength {
-                    offset: 1,
-                    value: usize::from(hl)
-                }),
+                Err(HepError::BadLength { offset: 1, value: usize::from(hl) }),
                 "v{version} hl {hl} family {family}"
             );
         }
@@ -1306,77 +1220,29 @@ mod tests {
 
     #[test]
     fn rejects_bad_framing() {
-        assert_eq!(
-            decode(b""),
-            Err(HepError::Truncated {
-                needed: 1,
-                available: 0
-            })
-        );
-        assert_eq!(
-            decode(b"HE"),
-            Err(HepError::Truncated {
-                needed: 6,
-                available: 2
-            })
-        );
+        assert_eq!(decode(b""), Err(HepError::Truncated { needed: 1, available: 0 }));
+        assert_eq!(decode(b"HE"), Err(HepError::Truncated { needed: 6, available: 2 }));
         assert_eq!(decode(b"GET / HTTP/1.1\r\n"), Err(HepError::BadMagic));
         assert_eq!(decode(b"HEP2\x00\x06"), Err(HepError::BadMagic));
-        assert_eq!(
-            decode(b"HEP3\x00\x05"),
-            Err(HepError::BadLength {
-                offset: 4,
-                value: 5
-            })
-        );
-        assert_eq!(
-            decode(&SPEC_EXAMPLE[..40]),
-            Err(HepError::Truncated {
-                needed: 113,
-                available: 40
-            })
-        );
+        assert_eq!(decode(b"HEP3\x00\x05"), Err(HepError::BadLength { offset: 4, value: 5 }));
+        assert_eq!(decode(&SPEC_EXAMPLE[..40]), Err(HepError::Truncated { needed: 113, available: 40 }));
 
         // A chunk length below its own header, or past the packet's length field.
         let mut bin = packet(&[(0, 0x0f, b"abc")]);
         bin[11] = 5;
-        assert_eq!(
-            decode(&bin),
-            Err(HepError::BadLength {
-                offset: 10,
-                value: 5
-            })
-        );
+        assert_eq!(decode(&bin), Err(HepError::BadLength { offset: 10, value: 5 }));
         bin[11] = 10;
-        assert_eq!(
-            decode(&bin),
-            Err(HepError::BadLength {
-                offset: 10,
-                value: 10
-            })
-        );
+        assert_eq!(decode(&bin), Err(HepError::BadLength { offset: 10, value: 10 }));
         // Packet length cutting a chunk header in half.
         let mut bin = packet(&[(0, 0x0f, b"abc"), (0, 0x11, b"")]);
         bin[5] -= 3;
-        assert_eq!(
-            decode(&bin),
-            Err(HepError::Truncated {
-                needed: 21,
-                available: 18
-            })
-        );
+        assert_eq!(decode(&bin), Err(HepError::Truncated { needed: 21, available: 18 }));
     }
 
     #[test]
     fn checks_chunk_value_sizes() {
         let bin = packet(&[(0, 0x07, b"\x13"), (0, 0x0f, b"x")]);
-        assert_eq!(
-            decode(&bin),
-            Err(HepError::BadLength {
-                offset: 10,
-                value: 7
-            })
-        );
+        assert_eq!(decode(&bin), Err(HepError::BadLength { offset: 10, value: 7 }));
         let bin = packet(&[(0, 0x03, b"\x01\x02\x03"), (0, 0x0f, b"x")]);
         assert_eq!(decode(&bin), Err(HepError::BadAddress));
         let bin = packet(&[(0, 0x06, &[0; 4]), (0, 0x0f, b"x")]);
@@ -1392,10 +1258,7 @@ mod tests {
         assert_eq!(h.src_ip, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         assert_eq!(h.dst_ip, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         assert_eq!(h.payload.len(), 0);
-        assert_eq!(
-            decode(&packet(&[(0, 0x01, b"\x02"), (0, 0x11, b"cid")])),
-            Err(HepError::NoPayload)
-        );
+        assert_eq!(decode(&packet(&[(0, 0x01, b"\x02"), (0, 0x11, b"cid")])), Err(HepError::NoPayload));
         assert_eq!(decode(b"HEP3\x00\x06"), Err(HepError::NoPayload));
     }
 
@@ -1441,12 +1304,7 @@ mod tests {
     #[test]
     fn rejects_broken_compressed_payloads() {
         let z = zlib(b"INVITE sip:bob@example.com SIP/2.0\r\n\r\n");
-        for bad in [
-            &z[..z.len() - 6],
-            &z[..2],
-            &[][..],
-            b"not compressed at all",
-        ] {
+        for bad in [&z[..z.len() - 6], &z[..2], &[][..], b"not compressed at all"] {
             let bin = packet(&[(0, 0x10, bad)]);
             assert_eq!(decode(&bin), Err(HepError::BadCompression), "{bad:?}");
         }
@@ -1455,10 +1313,7 @@ mod tests {
         let mut gz = gz.finish().expect("in-memory write");
         let crc_at = gz.len() - 8;
         gz[crc_at] ^= 1;
-        assert_eq!(
-            decode(&packet(&[(0, 0x10, &gz)])),
-            Err(HepError::BadCompression)
-        );
+        assert_eq!(decode(&packet(&[(0, 0x10, &gz)])), Err(HepError::BadCompression));
     }
 
     #[test]
@@ -1468,10 +1323,7 @@ mod tests {
         let bin = packet(&[(0, 0x10, &bomb)]);
         assert_eq!(decode(&bin), Err(HepError::BadCompression));
         // Rejected for its size, before trying other formats, and not for its format.
-        assert!(matches!(
-            inflate_stream(&bomb, true),
-            Err(InflateError::TooLarge)
-        ));
+        assert!(matches!(inflate_stream(&bomb, true), Err(InflateError::TooLarge)));
 
         // The cap is inclusive.
         let at_cap = zlib(&vec![b'a'; MAX_INFLATED_LEN]);
@@ -1479,47 +1331,27 @@ mod tests {
         let h = decode(&bin).expect("exactly at the cap");
         assert_eq!(h.payload.len(), MAX_INFLATED_LEN);
         let over = zlib(&vec![b'a'; MAX_INFLATED_LEN + 1]);
-        assert_eq!(
-            decode(&packet(&[(0, 0x10, &over)])),
-            Err(HepError::BadCompression)
-        );
+        assert_eq!(decode(&packet(&[(0, 0x10, &over)])), Err(HepError::BadCompression));
     }
 
     #[test]
     fn too_large_appends_nothing() {
         let empty = encode(&Hep::default()).len();
         let fits = vec![b'x'; MAX_PACKET_LEN - empty];
-        let mut hep = Hep {
-            payload: Cow::Borrowed(&fits),
-            ..Hep::default()
-        };
+        let mut hep = Hep { payload: Cow::Borrowed(&fits), ..Hep::default() };
         let mut out = vec![1, 2, 3];
         assert_eq!(encode_v3(&hep, &mut out), Ok(MAX_PACKET_LEN));
         assert_eq!(out.len(), 3 + MAX_PACKET_LEN);
-        assert_eq!(
-            decode(&out[3..]).expect("decodes").payload.len(),
-            fits.len()
-        );
+        assert_eq!(decode(&out[3..]).expect("decodes").payload.len(), fits.len());
 
         hep.node_name = Some(b"n");
         let mut out = vec![1, 2, 3];
-        assert_eq!(
-            encode_v3(&hep, &mut out),
-            Err(HepError::TooLarge {
-                len: MAX_PACKET_LEN + 7
-            })
-        );
+        assert_eq!(encode_v3(&hep, &mut out), Err(HepError::TooLarge { len: MAX_PACKET_LEN + 7 }));
         assert_eq!(out, [1, 2, 3]);
 
         let huge = vec![0; 1 << 20];
-        let hep = Hep {
-            payload: Cow::Borrowed(&huge),
-            ..Hep::default()
-        };
-        assert!(matches!(
-            encode_v3(&hep, &mut out),
-            Err(HepError::TooLarge { .. })
-        ));
+        let hep = Hep { payload: Cow::Borrowed(&huge), ..Hep::default() };
+        assert!(matches!(encode_v3(&hep, &mut out), Err(HepError::TooLarge { .. })));
         assert_eq!(out, [1, 2, 3]);
     }
 
@@ -1567,8 +1399,8 @@ mod tests {
         assert_eq!(
             types,
             [
-                0x01, 0x02, 0x05, 0x04, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x11,
-                0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, 0x20, 0x21, 0x23, 0x24, 0x29
+                0x01, 0x02, 0x05, 0x04, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x11, 0x12, 0x13, 0x14,
+                0x15, 0x16, 0x17, 0x18, 0x20, 0x21, 0x23, 0x24, 0x29
             ]
         );
         assert_eq!(bin[12], AF_INET6, "family follows the source address");
@@ -1636,10 +1468,7 @@ mod tests {
     }
 
     fn ip() -> impl Strategy<Value = IpAddr> {
-        prop_oneof![
-            any::<[u8; 4]>().prop_map(IpAddr::from),
-            any::<[u8; 16]>().prop_map(IpAddr::from),
-        ]
+        prop_oneof![any::<[u8; 4]>().prop_map(IpAddr::from), any::<[u8; 16]>().prop_map(IpAddr::from),]
     }
 
     fn bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
@@ -1714,10 +1543,7 @@ mod tests {
         });
         let payload = option::of(bytes(40));
         (vec(chunk, 0..20), payload).prop_map(|(chunks, payload)| {
-            let mut chunks: Vec<(u16, u16, &[u8])> = chunks
-                .iter()
-                .map(|(v, t, d)| (*v, *t, d.as_slice()))
-                .collect();
+            let mut chunks: Vec<(u16, u16, &[u8])> = chunks.iter().map(|(v, t, d)| (*v, *t, d.as_slice())).collect();
             if let Some(p) = &payload {
                 chunks.push((0, 0x0f, p));
             }
@@ -1732,11 +1558,7 @@ mod tests {
         match encode_v3(h, &mut out) {
             Ok(_) => {
                 let back = decode(&out);
-                let expected = Hep {
-                    version: 3,
-                    compressed: false,
-                    ..h.clone()
-                };
+                let expected = Hep { version: 3, compressed: false, ..h.clone() };
                 prop_assert_eq!(back, Ok(expected));
             }
             // Only an inflated payload can outgrow a packet.

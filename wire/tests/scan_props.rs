@@ -4,9 +4,7 @@
 use proptest::prelude::*;
 use proptest::sample::select;
 
-use wire::sip::{
-    frame, scan, scan_with, CSeq, Frame, NameAddr, ScanConfig, Sdp, SipMessage, StartLine,
-};
+use wire::sip::{frame, scan, scan_with, CSeq, Frame, NameAddr, ScanConfig, Sdp, SipMessage, StartLine};
 
 /// Pieces that steer random input into the scanner's branches.
 const PIECES: &[&str] = &[
@@ -62,18 +60,11 @@ const PIECES: &[&str] = &[
     "\u{ff}",
 ];
 
-const START_LINES: &[&str] = &[
-    "INVITE sip:bob@example.com SIP/2.0\r\n",
-    "SIP/2.0 180 Ringing\r\n",
-    "X sip:x SIP/2\n",
-];
+const START_LINES: &[&str] = &["INVITE sip:bob@example.com SIP/2.0\r\n", "SIP/2.0 180 Ringing\r\n", "X sip:x SIP/2\n"];
 
 fn sip_ish() -> impl Strategy<Value = Vec<u8>> {
     prop::collection::vec(
-        prop_oneof![
-            select(PIECES).prop_map(|p| p.as_bytes().to_vec()),
-            any::<u8>().prop_map(|b| vec![b])
-        ],
+        prop_oneof![select(PIECES).prop_map(|p| p.as_bytes().to_vec()), any::<u8>().prop_map(|b| vec![b])],
         0..200,
     )
     .prop_map(|parts| parts.concat())
@@ -86,15 +77,7 @@ fn assert_borrowed(msg: &[u8], m: &SipMessage<'_>) {
         let r = s.as_ptr_range();
         range.start <= r.start && r.end <= range.end
     };
-    let mut all = vec![
-        m.call_id,
-        m.ruri_user,
-        m.ruri_domain,
-        m.via_branch,
-        m.user_agent,
-        m.pai_user,
-        m.aleg_id,
-    ];
+    let mut all = vec![m.call_id, m.ruri_user, m.ruri_domain, m.via_branch, m.user_agent, m.pai_user, m.aleg_id];
     all.extend([m.content_type, Some(m.body), m.cseq.map(|c| c.method)]);
     for n in [m.from, m.to] {
         all.extend([n.display, n.user, n.domain, n.tag]);
@@ -158,28 +141,9 @@ fn fields() -> impl Strategy<Value = Fields> {
     let word = "[A-Za-z0-9.!%*_+`'~()<>:\\\\\"/\\[\\]?{}-]{1,24}(@[a-z0-9.]{1,12})?";
     let texty = "[A-Za-z0-9]([ -~]{0,24}[A-Za-z0-9])?";
     (
-        (
-            token,
-            user,
-            host,
-            word,
-            any::<u32>(),
-            "[A-Za-z0-9][A-Za-z0-9 ]{0,12}",
-            user,
-            token,
-        ),
-        (
-            user,
-            prop::option::of(token),
-            "z9hG4bK[A-Za-z0-9.-]{1,16}",
-            texty,
-            "\\+?[0-9]{1,14}",
-            word,
-        ),
-        (
-            "(192\\.0\\.2\\.[0-9]{1,3})|(2001:db8::[0-9a-f]{1,4})",
-            any::<u16>(),
-        ),
+        (token, user, host, word, any::<u32>(), "[A-Za-z0-9][A-Za-z0-9 ]{0,12}", user, token),
+        (user, prop::option::of(token), "z9hG4bK[A-Za-z0-9.-]{1,16}", texty, "\\+?[0-9]{1,14}", word),
+        ("(192\\.0\\.2\\.[0-9]{1,3})|(2001:db8::[0-9a-f]{1,4})", any::<u16>()),
     )
         .prop_map(|(a, b, c)| Fields {
             method: a.0,
@@ -221,16 +185,14 @@ fn style() -> impl Strategy<Value = Style> {
         any::<bool>(),
         prop::collection::vec(any::<u8>(), 0..8),
     )
-        .prop_map(
-            |(compact, upper, space_before_colon, fold, lf_only, trailing)| Style {
-                compact,
-                upper,
-                space_before_colon,
-                fold,
-                lf_only,
-                trailing,
-            },
-        )
+        .prop_map(|(compact, upper, space_before_colon, fold, lf_only, trailing)| Style {
+            compact,
+            upper,
+            space_before_colon,
+            fold,
+            lf_only,
+            trailing,
+        })
 }
 
 fn b(s: &str) -> Option<&[u8]> {
@@ -240,11 +202,7 @@ fn b(s: &str) -> Option<&[u8]> {
 fn build(f: &Fields, s: &Style, order: &[usize]) -> (Vec<u8>, usize) {
     let eol = if s.lf_only { "\n" } else { "\r\n" };
     let name = |long: &str, short: &str| {
-        let n = if s.compact && !short.is_empty() {
-            short.to_owned()
-        } else {
-            long.to_owned()
-        };
+        let n = if s.compact && !short.is_empty() { short.to_owned() } else { long.to_owned() };
         let n = if s.upper { n.to_uppercase() } else { n };
         if s.space_before_colon {
             format!("{n} :")
@@ -253,58 +211,27 @@ fn build(f: &Fields, s: &Style, order: &[usize]) -> (Vec<u8>, usize) {
         }
     };
     // A fold puts the value's first part on a continuation line.
-    let fold = if s.fold {
-        format!("{eol}\t")
-    } else {
-        " ".to_owned()
-    };
+    let fold = if s.fold { format!("{eol}\t") } else { " ".to_owned() };
     let body = format!(
         "v=0{eol}o=- 1 1 IN IP4 {a}{eol}s=-{eol}c=IN {t} {a}{eol}t=0 0{eol}m=audio {p} RTP/AVP 0{eol}",
         a = f.media_addr,
         t = if f.media_addr.contains(':') { "IP6" } else { "IP4" },
         p = f.media_port,
     );
-    let to_tag = f
-        .to_tag
-        .as_ref()
-        .map(|t| format!(";tag={t}"))
-        .unwrap_or_default();
+    let to_tag = f.to_tag.as_ref().map(|t| format!(";tag={t}")).unwrap_or_default();
     let headers = [
-        format!(
-            "{}{fold}SIP/2.0/UDP {};branch={}",
-            name("Via", "v"),
-            f.host,
-            f.branch
-        ),
-        format!(
-            "{} \"{}\" <sip:{}@{}>;tag={}",
-            name("From", "f"),
-            f.from_display,
-            f.from_user,
-            f.host,
-            f.from_tag
-        ),
-        format!(
-            "{}{fold}sip:{}@[2001:db8::1]:5060{to_tag}",
-            name("To", "t"),
-            f.to_user
-        ),
+        format!("{}{fold}SIP/2.0/UDP {};branch={}", name("Via", "v"), f.host, f.branch),
+        format!("{} \"{}\" <sip:{}@{}>;tag={}", name("From", "f"), f.from_display, f.from_user, f.host, f.from_tag),
+        format!("{}{fold}sip:{}@[2001:db8::1]:5060{to_tag}", name("To", "t"), f.to_user),
         format!("{}{fold}{}", name("Call-ID", "i"), f.call_id),
         format!("{} {}{fold}{}", name("CSeq", ""), f.seq, f.method),
         format!("{} {}", name("User-Agent", ""), f.user_agent),
-        format!(
-            "{} <tel:{};npdi>",
-            name("P-Asserted-Identity", ""),
-            f.pai_user
-        ),
+        format!("{} <tel:{};npdi>", name("P-Asserted-Identity", ""), f.pai_user),
         format!("{} {}", name("X-CID", ""), f.aleg),
         format!("{} application/sdp", name("Content-Type", "c")),
         format!("{} {}", name("Content-Length", "l"), body.len()),
     ];
-    let mut msg = format!(
-        "{} sip:{}:pw@{}:5060;transport=tcp SIP/2.0{eol}",
-        f.method, f.ruri_user, f.host
-    );
+    let mut msg = format!("{} sip:{}:pw@{}:5060;transport=tcp SIP/2.0{eol}", f.method, f.ruri_user, f.host);
     for &i in order {
         msg.push_str(&headers[i]);
         msg.push_str(eol);

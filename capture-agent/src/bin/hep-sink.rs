@@ -98,7 +98,13 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut a = Args { listen: "127.0.0.1:9060".into(), exit_on_eof: false, idle_exit_ms: None, print: false, count_only: false };
+    let mut a = Args {
+        listen: "127.0.0.1:9060".into(),
+        exit_on_eof: false,
+        idle_exit_ms: None,
+        print: false,
+        count_only: false,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {

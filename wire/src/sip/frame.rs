@@ -80,22 +80,17 @@ pub fn frame(buf: &[u8]) -> Result<Frame, FrameError> {
             return Err(FrameError::HeadersTooLong);
         }
         if line.is_empty() && pos > 0 {
-            let len = next
-                .checked_add(content_length.unwrap_or(0))
-                .ok_or(FrameError::BadContentLength)?;
+            let len = next.checked_add(content_length.unwrap_or(0)).ok_or(FrameError::BadContentLength)?;
             return Ok(if buf.len() >= len {
-                Frame::Complete {
-                    len,
-                    header_len: next,
-                    content_length,
-                }
+                Frame::Complete { len, header_len: next, content_length }
             } else {
                 Frame::Incomplete { needed: Some(len) }
             });
         }
         // A continuation line (leading SP/HT) belongs to the previous header's value,
-        // even when its text looks like `l: 5`.
-        if pos > 0 && !matches!(line.first(), Some(b' ' | b'\t')) {
+        // even when its text looks like `l: 5`. The first Content-Length counts, as in
+        // `scan`, so framing and the stored fields agree.
+        if pos > 0 && content_length.is_none() && !matches!(line.first(), Some(b' ' | b'\t')) {
             if let Some(value) = content_length_value(line) {
                 content_length = Some(parse_length(value)?);
             }
@@ -145,9 +140,7 @@ fn is_start_line(line: &[u8]) -> bool {
             return false;
         };
         let code = &rest[sp + 1..];
-        return code.len() >= 3
-            && code[..3].iter().all(u8::is_ascii_digit)
-            && code.get(3).is_none_or(|&b| b == b' ');
+        return code.len() >= 3 && code[..3].iter().all(u8::is_ascii_digit) && code.get(3).is_none_or(|&b| b == b' ');
     }
     let Some(sp1) = memchr::memchr(b' ', line) else {
         return false;
@@ -177,17 +170,14 @@ fn is_token_char(b: u8) -> bool {
 fn content_length_value(line: &[u8]) -> Option<&[u8]> {
     let colon = memchr::memchr(b':', line)?;
     let name = trim(&line[..colon]);
-    (name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"l"))
-        .then(|| trim(&line[colon + 1..]))
+    (name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"l")).then(|| trim(&line[colon + 1..]))
 }
 
 fn parse_length(value: &[u8]) -> Result<usize, FrameError> {
     if value.is_empty() || value.len() > 7 || !value.iter().all(u8::is_ascii_digit) {
         return Err(FrameError::BadContentLength);
     }
-    let n = value
-        .iter()
-        .fold(0usize, |n, &d| n * 10 + usize::from(d - b'0'));
+    let n = value.iter().fold(0usize, |n, &d| n * 10 + usize::from(d - b'0'));
     if n > MAX_BODY_LEN {
         return Err(FrameError::BadContentLength);
     }
@@ -203,8 +193,7 @@ pub(crate) fn trim(s: &[u8]) -> &[u8] {
 }
 
 pub(crate) fn strip_prefix_ignore_case<'a>(s: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
-    (s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix))
-        .then(|| &s[prefix.len()..])
+    (s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix)).then(|| &s[prefix.len()..])
 }
 
 #[cfg(test)]
@@ -216,49 +205,27 @@ mod tests {
         let m = b"INVITE sip:b@x SIP/2.0\r\nCall-ID: 1\r\nContent-Length: 4\r\n\r\nabcdNEXT";
         assert_eq!(
             frame(m),
-            Ok(Frame::Complete {
-                len: m.len() - 4,
-                header_len: m.len() - 8,
-                content_length: Some(4)
-            })
+            Ok(Frame::Complete { len: m.len() - 4, header_len: m.len() - 8, content_length: Some(4) })
         );
     }
 
     #[test]
     fn compact_length_and_lf_only() {
         let m = b"SIP/2.0 200 OK\nl: 2\n\nok";
-        assert_eq!(
-            frame(m),
-            Ok(Frame::Complete {
-                len: m.len(),
-                header_len: m.len() - 2,
-                content_length: Some(2)
-            })
-        );
+        assert_eq!(frame(m), Ok(Frame::Complete { len: m.len(), header_len: m.len() - 2, content_length: Some(2) }));
     }
 
     #[test]
     fn incomplete_until_body_arrives() {
         let m = b"SIP/2.0 200 OK\r\nContent-Length: 10\r\n\r\nabc";
-        assert_eq!(
-            frame(m),
-            Ok(Frame::Incomplete {
-                needed: Some(m.len() - 3 + 10)
-            })
-        );
-        assert_eq!(
-            frame(b"SIP/2.0 200 OK\r\nVia: x"),
-            Ok(Frame::Incomplete { needed: None })
-        );
+        assert_eq!(frame(m), Ok(Frame::Incomplete { needed: Some(m.len() - 3 + 10) }));
+        assert_eq!(frame(b"SIP/2.0 200 OK\r\nVia: x"), Ok(Frame::Incomplete { needed: None }));
         assert_eq!(frame(b"REGIS"), Ok(Frame::Incomplete { needed: None }));
     }
 
     #[test]
     fn rejects_http_and_junk() {
-        assert_eq!(
-            frame(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
-            Err(FrameError::NotSip)
-        );
+        assert_eq!(frame(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"), Err(FrameError::NotSip));
         assert_eq!(frame(b"\x16\x03\x01\x02\x00"), Err(FrameError::NotSip));
         assert!(!looks_like_sip(b"HTTP/1.1 200 OK\r\n"));
         assert!(looks_like_sip(b"OPTIONS sip:x SIP/2.0\r\n"));

@@ -11,9 +11,5 @@
 mod frame;
 mod scan;
 
-pub use frame::{
-    frame, is_keepalive, looks_like_sip, Frame, FrameError, MAX_BODY_LEN, MAX_HEADER_LEN,
-};
-pub use scan::{
-    scan, scan_with, CSeq, NameAddr, ScanConfig, ScanError, Sdp, SipMessage, StartLine,
-};
+pub use frame::{frame, is_keepalive, looks_like_sip, Frame, FrameError, MAX_BODY_LEN, MAX_HEADER_LEN};
+pub use scan::{scan, scan_with, CSeq, NameAddr, ScanConfig, ScanError, Sdp, SipMessage, StartLine};

@@ -100,9 +100,7 @@ pub struct ScanConfig {
 
 impl Default for ScanConfig {
     fn default() -> Self {
-        Self {
-            aleg_headers: vec![b"X-CID".to_vec(), b"X-Call-ID".to_vec()],
-        }
+        Self { aleg_headers: vec![b"X-CID".to_vec(), b"X-Call-ID".to_vec()] }
     }
 }
 
@@ -137,17 +135,10 @@ pub fn scan(msg: &[u8]) -> Result<SipMessage<'_>, ScanError> {
 /// the first occurrence with a non-empty value counts (the top-most `Via`, the first
 /// `Content-Length`). Leading CR/LF before the start line (RFC 3261 section 7.5) is skipped.
 pub fn scan_with<'a>(msg: &'a [u8], config: &ScanConfig) -> Result<SipMessage<'a>, ScanError> {
-    let start_at = msg
-        .iter()
-        .position(|&b| b != b'\r' && b != b'\n')
-        .unwrap_or(msg.len());
+    let start_at = msg.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(msg.len());
     let (first_line, headers_at) = line_at(msg, start_at);
     let start = parse_start_line(first_line).ok_or(ScanError::BadStartLine)?;
-    let mut headers = Headers {
-        msg,
-        pos: headers_at,
-        body_at: msg.len(),
-    };
+    let mut headers = Headers { msg, pos: headers_at, body_at: msg.len() };
     let mut raw = RawHeaders::default();
     for (name, value) in &mut headers {
         raw.record(name, value, config);
@@ -187,10 +178,7 @@ fn parse_status_line(rest: &[u8]) -> Option<StartLine<'_>> {
         return None;
     }
     let code = code.iter().fold(0u16, |n, &d| n * 10 + u16::from(d - b'0'));
-    Some(StartLine::Response {
-        code,
-        reason: after[3..].trim_ascii(),
-    })
+    Some(StartLine::Response { code, reason: after[3..].trim_ascii() })
 }
 
 fn parse_request_line(line: &[u8]) -> Option<StartLine<'_>> {
@@ -372,9 +360,7 @@ impl<'a> RawHeaders<'a> {
     /// Keeps the value of the most preferred A-leg header seen. Only names ranked above
     /// the current best are compared, so once the first choice is found this is free.
     fn record_aleg(&mut self, name: &[u8], value: &'a [u8], config: &ScanConfig) {
-        let limit = self
-            .aleg
-            .map_or(config.aleg_headers.len(), |(rank, _)| rank);
+        let limit = self.aleg.map_or(config.aleg_headers.len(), |(rank, _)| rank);
         let wanted = config.aleg_headers.get(..limit).unwrap_or_default();
         if let Some(rank) = wanted.iter().position(|h| h.eq_ignore_ascii_case(name)) {
             self.aleg = Some((rank, value));
@@ -420,18 +406,10 @@ fn parse_cseq(value: &[u8]) -> Option<CSeq<'_>> {
     if digits == 0 {
         return None;
     }
-    let seq = value[..digits].iter().fold(0u32, |n, &d| {
-        n.saturating_mul(10).saturating_add(u32::from(d - b'0'))
-    });
+    let seq = value[..digits].iter().fold(0u32, |n, &d| n.saturating_mul(10).saturating_add(u32::from(d - b'0')));
     let rest = value[digits..].trim_ascii_start();
-    let method_len = rest
-        .iter()
-        .position(u8::is_ascii_whitespace)
-        .unwrap_or(rest.len());
-    Some(CSeq {
-        seq,
-        method: &rest[..method_len],
-    })
+    let method_len = rest.iter().position(u8::is_ascii_whitespace).unwrap_or(rest.len());
+    Some(CSeq { seq, method: &rest[..method_len] })
 }
 
 /// A whole value of decimal digits (saturating). Anything else (sign, junk) is `None`.
@@ -439,9 +417,7 @@ fn parse_decimal(value: &[u8]) -> Option<usize> {
     if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    Some(value.iter().fold(0usize, |n, &d| {
-        n.saturating_mul(10).saturating_add(usize::from(d - b'0'))
-    }))
+    Some(value.iter().fold(0usize, |n, &d| n.saturating_mul(10).saturating_add(usize::from(d - b'0'))))
 }
 
 /// From, To, P-Asserted-Identity: `"Display" <uri>;params`, `token <uri>;params` or a
@@ -451,12 +427,7 @@ fn parse_name_addr(value: &[u8]) -> NameAddr<'_> {
     let (display, rest) = split_display(value.trim_ascii_start());
     let (uri, params) = split_uri(rest.trim_ascii_start());
     let parts = parse_uri(uri);
-    NameAddr {
-        display,
-        user: parts.user,
-        domain: parts.host,
-        tag: find_param(params, b"tag"),
-    }
+    NameAddr { display, user: parts.user, domain: parts.host, tag: find_param(params, b"tag") }
 }
 
 /// Splits off a display name: quoted (escapes kept as written) or the tokens before `<`.
@@ -477,10 +448,7 @@ fn split_display(value: &[u8]) -> (Option<&[u8]>, &[u8]) {
 
 /// `<uri>params` or bare `uri;params`. A missing `>` takes the rest as the URI.
 fn split_uri(rest: &[u8]) -> (&[u8], &[u8]) {
-    if let Some(inner) = rest
-        .strip_prefix(b"<")
-        .or_else(|| memchr::memchr(b'<', rest).map(|lt| &rest[lt + 1..]))
-    {
+    if let Some(inner) = rest.strip_prefix(b"<").or_else(|| memchr::memchr(b'<', rest).map(|lt| &rest[lt + 1..])) {
         return match memchr::memchr(b'>', inner) {
             Some(gt) => (&inner[..gt], &inner[gt + 1..]),
             None => (inner, &[]),
@@ -564,10 +532,7 @@ fn parse_uri(uri: &[u8]) -> UriParts<'_> {
         sip_uri_parts(rest)
     } else if scheme.eq_ignore_ascii_case(b"tel") {
         let end = memchr::memchr2(b';', b'?', rest).unwrap_or(rest.len());
-        UriParts {
-            user: non_empty(rest[..end].trim_ascii()),
-            host: None,
-        }
+        UriParts { user: non_empty(rest[..end].trim_ascii()), host: None }
     } else {
         UriParts::default()
     }
@@ -584,10 +549,7 @@ fn sip_uri_parts(rest: &[u8]) -> UriParts<'_> {
         }
         None => (None, rest),
     };
-    UriParts {
-        user,
-        host: host_of(hostport),
-    }
+    UriParts { user, host: host_of(hostport) }
 }
 
 /// Host of `host[:port][;params][?headers]`; the inside of `[...]` for IPv6 references.
@@ -597,9 +559,7 @@ fn host_of(hostport: &[u8]) -> Option<&[u8]> {
         let end = memchr::memchr(b']', v6)?;
         return non_empty(&v6[..end]);
     }
-    let end = hostport
-        .iter()
-        .position(|&b| matches!(b, b':' | b';' | b'?' | b'>' | b',') || b.is_ascii_whitespace());
+    let end = hostport.iter().position(|&b| matches!(b, b':' | b';' | b'?' | b'>' | b',') || b.is_ascii_whitespace());
     non_empty(&hostport[..end.unwrap_or(hostport.len())])
 }
 
@@ -622,9 +582,7 @@ fn is_sdp(content_type: Option<&[u8]>, body: &[u8]) -> bool {
     }
     let media_type = |ct: &[u8]| -> bool {
         let end = memchr::memchr(b';', ct).unwrap_or(ct.len());
-        ct[..end]
-            .trim_ascii()
-            .eq_ignore_ascii_case(b"application/sdp")
+        ct[..end].trim_ascii().eq_ignore_ascii_case(b"application/sdp")
     };
     content_type.is_some_and(media_type) || body.starts_with(b"v=0")
 }
@@ -642,11 +600,7 @@ fn parse_sdp(body: &[u8]) -> Sdp<'_> {
         let line = trim_cr(&body[line_at..nl]);
         line_at = nl + 1;
         if let Some(c) = line.strip_prefix(b"c=") {
-            let slot = if in_media {
-                &mut media_c
-            } else {
-                &mut session_c
-            };
+            let slot = if in_media { &mut media_c } else { &mut session_c };
             if slot.is_none() {
                 *slot = connection_address(c);
             }
@@ -664,18 +618,12 @@ fn parse_sdp(body: &[u8]) -> Sdp<'_> {
             break;
         }
     }
-    Sdp {
-        connection: session_c.or(media_c),
-        media_port: audio_port.or(first_port),
-    }
+    Sdp { connection: session_c.or(media_c), media_port: audio_port.or(first_port) }
 }
 
 /// `IN IP4 224.2.1.1/127` gives `224.2.1.1`: the TTL/count suffix is not part of the address.
 fn connection_address(c: &[u8]) -> Option<&[u8]> {
-    let addr = c
-        .split(u8::is_ascii_whitespace)
-        .filter(|w| !w.is_empty())
-        .nth(2)?;
+    let addr = c.split(u8::is_ascii_whitespace).filter(|w| !w.is_empty()).nth(2)?;
     let end = memchr::memchr(b'/', addr).unwrap_or(addr.len());
     non_empty(&addr[..end])
 }
@@ -724,24 +672,12 @@ a=rtpmap:0 PCMU/8000\r\nNEXT MESSAGE";
         let m = scan(INVITE).unwrap();
         assert_eq!(
             m.start,
-            StartLine::Request {
-                method: b"INVITE",
-                uri: b"sip:+4930123456;npdi@gw.example.com:5060;transport=udp"
-            }
+            StartLine::Request { method: b"INVITE", uri: b"sip:+4930123456;npdi@gw.example.com:5060;transport=udp" }
         );
         assert_eq!(m.ruri_user, Some(&b"+4930123456;npdi"[..]));
         assert_eq!(m.ruri_domain, Some(&b"gw.example.com"[..]));
-        assert_eq!(
-            m.call_id,
-            Some(&b"a84b4c76e66710@pc33.atlanta.example.com"[..])
-        );
-        assert_eq!(
-            m.cseq,
-            Some(CSeq {
-                seq: 314159,
-                method: b"INVITE"
-            })
-        );
+        assert_eq!(m.call_id, Some(&b"a84b4c76e66710@pc33.atlanta.example.com"[..]));
+        assert_eq!(m.cseq, Some(CSeq { seq: 314159, method: b"INVITE" }));
         assert_eq!(
             m.from,
             NameAddr {
@@ -753,12 +689,7 @@ a=rtpmap:0 PCMU/8000\r\nNEXT MESSAGE";
         );
         assert_eq!(
             m.to,
-            NameAddr {
-                display: None,
-                user: Some(b"+4930123456"),
-                domain: Some(b"biloxi.example.com"),
-                tag: None
-            }
+            NameAddr { display: None, user: Some(b"+4930123456"), domain: Some(b"biloxi.example.com"), tag: None }
         );
         assert_eq!(m.via_branch, Some(&b"z9hG4bK-524287-1---a1b2c3"[..]));
         assert_eq!(m.pai_user, Some(&b"+4940999"[..]));
@@ -768,13 +699,7 @@ a=rtpmap:0 PCMU/8000\r\nNEXT MESSAGE";
         assert_eq!(m.content_length, Some(166));
         assert_eq!(m.body.len(), 166);
         assert!(m.body.starts_with(b"v=0\r\n") && m.body.ends_with(b"PCMU/8000\r\n"));
-        assert_eq!(
-            m.sdp,
-            Some(Sdp {
-                connection: Some(b"192.0.2.10"),
-                media_port: Some(49170)
-            })
-        );
+        assert_eq!(m.sdp, Some(Sdp { connection: Some(b"192.0.2.10"), media_port: Some(49170) }));
     }
 
     #[test]
@@ -788,13 +713,7 @@ CSeq: 314159 INVITE\r\n\
 Server: Kamailio (5.6.3 (x86_64/linux))\r\n\
 Content-Length: 0\r\n\r\n";
         let m = scan(msg).unwrap();
-        assert_eq!(
-            m.start,
-            StartLine::Response {
-                code: 200,
-                reason: b"OK"
-            }
-        );
+        assert_eq!(m.start, StartLine::Response { code: 200, reason: b"OK" });
         assert_eq!((m.ruri_user, m.ruri_domain), (None, None));
         assert_eq!(m.to.display, Some(&b"Bob"[..]));
         assert_eq!(m.to.tag, Some(&b"a6c85cf"[..]));
@@ -821,31 +740,15 @@ l: 5\n\
 helloEXTRA";
         let m = scan(msg).unwrap();
         assert_eq!(m.call_id, Some(&b"compact-1@example.com"[..]));
-        assert_eq!(
-            m.cseq,
-            Some(CSeq {
-                seq: 2,
-                method: b"BYE"
-            })
-        );
-        assert_eq!(
-            (m.from.user, m.from.tag),
-            (Some(&b"alice"[..]), Some(&b"88"[..]))
-        );
+        assert_eq!(m.cseq, Some(CSeq { seq: 2, method: b"BYE" }));
+        assert_eq!((m.from.user, m.from.tag), (Some(&b"alice"[..]), Some(&b"88"[..])));
         assert_eq!(
             (m.to.user, m.to.domain, m.to.tag),
-            (
-                Some(&b"bob"[..]),
-                Some(&b"example.com"[..]),
-                Some(&b"99"[..])
-            )
+            (Some(&b"bob"[..]), Some(&b"example.com"[..]), Some(&b"99"[..]))
         );
         assert_eq!(m.via_branch, Some(&b"z9hG4bKnashds7"[..]));
         assert_eq!(m.content_type, Some(&b"text/plain"[..]));
-        assert_eq!(
-            (m.content_length, m.body, m.sdp),
-            (Some(5), &b"hello"[..], None)
-        );
+        assert_eq!((m.content_length, m.body, m.sdp), (Some(5), &b"hello"[..], None));
     }
 
     #[test]
@@ -859,20 +762,10 @@ Via: SIP/2.0/UDP h;branch=\r\n z9hG4bKfold\r\n\
 \r\n";
         let m = scan(msg).unwrap();
         assert_eq!(m.call_id, Some(&b"folded-id"[..]));
-        assert_eq!(
-            m.cseq,
-            Some(CSeq {
-                seq: 7,
-                method: b"OPTIONS"
-            })
-        );
+        assert_eq!(m.cseq, Some(CSeq { seq: 7, method: b"OPTIONS" }));
         assert_eq!(m.from.tag, Some(&b"t1"[..]));
         assert_eq!(m.via_branch, Some(&b"z9hG4bKfold"[..]));
-        let mut h = Headers {
-            msg,
-            pos: 0,
-            body_at: 0,
-        };
+        let mut h = Headers { msg, pos: 0, body_at: 0 };
         let subject = h.by_ref().find(|(n, _)| *n == b"Subject").map(|(_, v)| v);
         assert_eq!(subject, Some(&b"first\r\n\tsecond"[..]));
         assert_eq!(h.by_ref().count(), 3);
@@ -886,18 +779,9 @@ From: tel:+12015550100;tag=abc\r\n\
 To: \"Bob\" <tel:+1-201-555-0123>\r\n\
 Call-ID: tel-1\r\nCSeq: 1 INVITE\r\n\r\n";
         let m = scan(msg).unwrap();
-        assert_eq!(
-            (m.ruri_user, m.ruri_domain),
-            (Some(&b"+1-201-555-0123"[..]), None)
-        );
-        assert_eq!(
-            (m.from.user, m.from.domain, m.from.tag),
-            (Some(&b"+12015550100"[..]), None, Some(&b"abc"[..]))
-        );
-        assert_eq!(
-            (m.to.display, m.to.user),
-            (Some(&b"Bob"[..]), Some(&b"+1-201-555-0123"[..]))
-        );
+        assert_eq!((m.ruri_user, m.ruri_domain), (Some(&b"+1-201-555-0123"[..]), None));
+        assert_eq!((m.from.user, m.from.domain, m.from.tag), (Some(&b"+12015550100"[..]), None, Some(&b"abc"[..])));
+        assert_eq!((m.to.display, m.to.user), (Some(&b"Bob"[..]), Some(&b"+1-201-555-0123"[..])));
     }
 
     #[test]
@@ -909,42 +793,22 @@ To: sip:carol@[2001:db8::9]\r\n\
 Call-ID: v6@[2001:db8::9]\r\nCSeq: 9 REGISTER\r\nContent-Type: application/sdp\r\n\r\n\
 v=0\r\nc=IN IP6 2001:db8::9\r\nm=audio 4000 RTP/AVP 0\r\n";
         let m = scan(msg).unwrap();
-        assert_eq!(
-            (m.ruri_user, m.ruri_domain),
-            (None, Some(&b"2001:db8::10"[..]))
-        );
-        assert_eq!(
-            (m.from.user, m.from.domain),
-            (Some(&b"carol"[..]), Some(&b"2001:db8::9"[..]))
-        );
+        assert_eq!((m.ruri_user, m.ruri_domain), (None, Some(&b"2001:db8::10"[..])));
+        assert_eq!((m.from.user, m.from.domain), (Some(&b"carol"[..]), Some(&b"2001:db8::9"[..])));
         assert_eq!(m.to.domain, Some(&b"2001:db8::9"[..]));
         assert_eq!(m.via_branch, Some(&b"z9hG4bKv6"[..]));
-        assert_eq!(
-            m.sdp,
-            Some(Sdp {
-                connection: Some(b"2001:db8::9"),
-                media_port: Some(4000)
-            })
-        );
+        assert_eq!(m.sdp, Some(Sdp { connection: Some(b"2001:db8::9"), media_port: Some(4000) }));
     }
 
     #[test]
     fn aleg_header_follows_config_order() {
-        let msg =
-            b"INVITE sip:b@x SIP/2.0\r\nX-Call-ID: second-choice\r\nx-cid: first-choice\r\n\r\n";
+        let msg = b"INVITE sip:b@x SIP/2.0\r\nX-Call-ID: second-choice\r\nx-cid: first-choice\r\n\r\n";
         assert_eq!(scan(msg).unwrap().aleg_id, Some(&b"first-choice"[..]));
         let only_second = b"INVITE sip:b@x SIP/2.0\r\nX-CALL-ID: second-choice\r\n\r\n";
-        assert_eq!(
-            scan(only_second).unwrap().aleg_id,
-            Some(&b"second-choice"[..])
-        );
-        let config = ScanConfig {
-            aleg_headers: vec![b"X-Leg".to_vec()],
-        };
+        assert_eq!(scan(only_second).unwrap().aleg_id, Some(&b"second-choice"[..]));
+        let config = ScanConfig { aleg_headers: vec![b"X-Leg".to_vec()] };
         assert_eq!(scan_with(msg, &config).unwrap().aleg_id, None);
-        let none = ScanConfig {
-            aleg_headers: Vec::new(),
-        };
+        let none = ScanConfig { aleg_headers: Vec::new() };
         assert_eq!(scan_with(msg, &none).unwrap().aleg_id, None);
     }
 
@@ -966,13 +830,7 @@ v=0\r\nc=IN IP6 2001:db8::9\r\nm=audio 4000 RTP/AVP 0\r\n";
     fn odd_numbers() {
         let big = b"SIP/2.0 503 Busy\r\nCSeq: 36893488147419103232 INVITE\r\nContent-Length: -5\r\n\r\nxyz";
         let m = scan(big).unwrap();
-        assert_eq!(
-            m.cseq,
-            Some(CSeq {
-                seq: u32::MAX,
-                method: b"INVITE"
-            })
-        );
+        assert_eq!(m.cseq, Some(CSeq { seq: u32::MAX, method: b"INVITE" }));
         assert_eq!((m.content_length, m.body), (None, &b"xyz"[..]));
         let no_number = b"SIP/2.0 503 Busy\r\nCSeq: INVITE\r\n\r\n";
         assert_eq!(scan(no_number).unwrap().cseq, None);
@@ -982,24 +840,10 @@ v=0\r\nc=IN IP6 2001:db8::9\r\nm=audio 4000 RTP/AVP 0\r\n";
 
     #[test]
     fn sdp_details() {
-        let body =
-            b"v=0\r\nc=IN IP4 224.2.1.1/127/3\r\nm=video 5000 RTP/AVP 31\r\nc=IN IP4 192.0.2.9\r\n";
-        assert_eq!(
-            parse_sdp(body),
-            Sdp {
-                connection: Some(b"224.2.1.1"),
-                media_port: Some(5000)
-            }
-        );
-        let media_c_only =
-            b"v=0\nm=audio 70000 RTP/AVP 0\nc=IN IP4 192.0.2.9\nm=audio 6000/2 RTP/AVP 0\n";
-        assert_eq!(
-            parse_sdp(media_c_only),
-            Sdp {
-                connection: Some(b"192.0.2.9"),
-                media_port: Some(6000)
-            }
-        );
+        let body = b"v=0\r\nc=IN IP4 224.2.1.1/127/3\r\nm=video 5000 RTP/AVP 31\r\nc=IN IP4 192.0.2.9\r\n";
+        assert_eq!(parse_sdp(body), Sdp { connection: Some(b"224.2.1.1"), media_port: Some(5000) });
+        let media_c_only = b"v=0\nm=audio 70000 RTP/AVP 0\nc=IN IP4 192.0.2.9\nm=audio 6000/2 RTP/AVP 0\n";
+        assert_eq!(parse_sdp(media_c_only), Sdp { connection: Some(b"192.0.2.9"), media_port: Some(6000) });
         assert!(is_sdp(Some(b"Application/SDP ; charset=x"), b"x"));
         assert!(is_sdp(None, b"v=0\r\n"));
         assert!(!is_sdp(Some(b"multipart/mixed;boundary=b"), b"--b\r\n"));
@@ -1009,34 +853,10 @@ v=0\r\nc=IN IP6 2001:db8::9\r\nm=audio 4000 RTP/AVP 0\r\n";
     #[test]
     fn start_lines() {
         let ok = |l: &'static [u8]| parse_start_line(l);
-        assert_eq!(
-            ok(b"SIP/2.0 100 "),
-            Some(StartLine::Response {
-                code: 100,
-                reason: b""
-            })
-        );
-        assert_eq!(
-            ok(b"SIP/2.0 180"),
-            Some(StartLine::Response {
-                code: 180,
-                reason: b""
-            })
-        );
-        assert_eq!(
-            ok(b"sip/2.0  486 Busy Here "),
-            Some(StartLine::Response {
-                code: 486,
-                reason: b"Busy Here"
-            })
-        );
-        assert_eq!(
-            ok(b"INVITE  sip:a@b  SIP/2.0 "),
-            Some(StartLine::Request {
-                method: b"INVITE",
-                uri: b"sip:a@b"
-            })
-        );
+        assert_eq!(ok(b"SIP/2.0 100 "), Some(StartLine::Response { code: 100, reason: b"" }));
+        assert_eq!(ok(b"SIP/2.0 180"), Some(StartLine::Response { code: 180, reason: b"" }));
+        assert_eq!(ok(b"sip/2.0  486 Busy Here "), Some(StartLine::Response { code: 486, reason: b"Busy Here" }));
+        assert_eq!(ok(b"INVITE  sip:a@b  SIP/2.0 "), Some(StartLine::Request { method: b"INVITE", uri: b"sip:a@b" }));
         for bad in [
             &b""[..],
             b"SIP/2.0 4294967301 Big",
@@ -1050,16 +870,8 @@ v=0\r\nc=IN IP6 2001:db8::9\r\nm=audio 4000 RTP/AVP 0\r\n";
         ] {
             assert_eq!(ok(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
-        assert_eq!(
-            scan(b"\r\n\r\nOPTIONS sip:x SIP/2.0\r\n\r\n")
-                .map(|m| m.start)
-                .ok(),
-            ok(b"OPTIONS sip:x SIP/2.0")
-        );
-        assert_eq!(
-            scan(b"HTTP/1.1 200 OK\r\n\r\n"),
-            Err(ScanError::BadStartLine)
-        );
+        assert_eq!(scan(b"\r\n\r\nOPTIONS sip:x SIP/2.0\r\n\r\n").map(|m| m.start).ok(), ok(b"OPTIONS sip:x SIP/2.0"));
+        assert_eq!(scan(b"HTTP/1.1 200 OK\r\n\r\n"), Err(ScanError::BadStartLine));
         assert_eq!(scan(b""), Err(ScanError::BadStartLine));
     }
 
@@ -1069,18 +881,9 @@ v=0\r\nc=IN IP6 2001:db8::9\r\nm=audio 4000 RTP/AVP 0\r\n";
             let parts = parse_uri(u);
             (parts.user, parts.host)
         };
-        assert_eq!(
-            p(b"sip:user:pw@host.example:5060;lr"),
-            (Some(&b"user"[..]), Some(&b"host.example"[..]))
-        );
-        assert_eq!(
-            p(b"SIPS:host.example?subject=x"),
-            (None, Some(&b"host.example"[..]))
-        );
-        assert_eq!(
-            p(b"sip:%61lice@h"),
-            (Some(&b"%61lice"[..]), Some(&b"h"[..]))
-        );
+        assert_eq!(p(b"sip:user:pw@host.example:5060;lr"), (Some(&b"user"[..]), Some(&b"host.example"[..])));
+        assert_eq!(p(b"SIPS:host.example?subject=x"), (None, Some(&b"host.example"[..])));
+        assert_eq!(p(b"sip:%61lice@h"), (Some(&b"%61lice"[..]), Some(&b"h"[..])));
         assert_eq!(p(b"sip:@h"), (None, Some(&b"h"[..])));
         assert_eq!(p(b"sip:u@[::1"), (Some(&b"u"[..]), None));
         assert_eq!(p(b"mailto:u@h"), (None, None));
@@ -1091,14 +894,7 @@ v=0\r\nc=IN IP6 2001:db8::9\r\nm=audio 4000 RTP/AVP 0\r\n";
     #[test]
     fn name_addr_forms() {
         let na = parse_name_addr(b"caller<sip:caller@example.com>;tag=323");
-        assert_eq!(
-            (na.display, na.user, na.tag),
-            (
-                Some(&b"caller"[..]),
-                Some(&b"caller"[..]),
-                Some(&b"323"[..])
-            )
-        );
+        assert_eq!((na.display, na.user, na.tag), (Some(&b"caller"[..]), Some(&b"caller"[..]), Some(&b"323"[..])));
         // Unterminated quote: no display name, but the URI is still found.
         let na = parse_name_addr(b"\"Mr. J. User <sip:j.user@example.com>");
         assert_eq!((na.display, na.user), (None, Some(&b"j.user"[..])));

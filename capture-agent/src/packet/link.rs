@@ -19,6 +19,11 @@ pub(super) mod ethertype {
     /// Pre-standard QinQ outer tags still emitted by some switches.
     pub(crate) const QINQ_OLD: u16 = 0x9100;
     pub(crate) const QINQ_OLD2: u16 = 0x9200;
+    /// PPPoE session stage (DSL access networks), carrying PPP.
+    pub(crate) const PPPOE_SESSION: u16 = 0x8864;
+    /// MPLS unicast and multicast label stacks.
+    pub(crate) const MPLS: u16 = 0x8847;
+    pub(crate) const MPLS_MULTICAST: u16 = 0x8848;
     /// Transparent Ethernet bridging (GRE carrying Ethernet frames).
     pub(crate) const TEB: u16 = 0x6558;
     /// ERSPAN type I/II (GRE protocol).
@@ -42,7 +47,18 @@ mod field {
     pub(super) const SLL2_PROTOCOL: usize = 0;
     pub(super) const SLL2_LEN: usize = 20;
     pub(super) const LOOP_LEN: usize = 4;
+    /// PPPoE header (version/type, code, session, length) plus the PPP protocol.
+    pub(super) const PPPOE_PPP_PROTO: usize = 6;
+    pub(super) const PPPOE_LEN: usize = 8;
+    pub(super) const MPLS_LABEL_LEN: usize = 4;
 }
+
+/// PPP protocol numbers for IP.
+const PPP_IPV4: u16 = 0x0021;
+const PPP_IPV6: u16 = 0x0057;
+
+/// Deepest MPLS label stack we pop.
+const MAX_MPLS_LABELS: usize = 8;
 
 /// Deepest VLAN stack we unwrap (QinQ is 2; more is either exotic or hostile).
 const MAX_VLAN_TAGS: usize = 4;
@@ -89,18 +105,19 @@ fn cooked<'a>(
     strip_vlans(be16(frame, proto_at), &frame[header_len..], vlan)
 }
 
-/// Unwraps 802.1Q / 802.1ad tags; the innermost id wins.
+/// Unwraps 802.1Q / 802.1ad tags (the innermost id wins), then a PPPoE session header
+/// or an MPLS label stack if one follows.
 fn strip_vlans<'a>(
     mut ty: u16,
     mut rest: &'a [u8],
     vlan: &mut Option<u16>,
 ) -> Result<(u16, &'a [u8]), DropReason> {
     for _ in 0..=MAX_VLAN_TAGS {
-        if !matches!(
-            ty,
-            ethertype::VLAN | ethertype::QINQ | ethertype::QINQ_OLD | ethertype::QINQ_OLD2
-        ) {
-            return Ok((ty, rest));
+        match ty {
+            ethertype::VLAN | ethertype::QINQ | ethertype::QINQ_OLD | ethertype::QINQ_OLD2 => {}
+            ethertype::PPPOE_SESSION => return pppoe(rest),
+            ethertype::MPLS | ethertype::MPLS_MULTICAST => return mpls(rest),
+            _ => return Ok((ty, rest)),
         }
         if rest.len() < field::VLAN_LEN {
             return Err(DropReason::LinkTruncated);
@@ -108,6 +125,35 @@ fn strip_vlans<'a>(
         *vlan = Some(be16(rest, field::VLAN_TCI) & 0x0fff);
         ty = be16(rest, field::VLAN_TYPE);
         rest = &rest[field::VLAN_LEN..];
+    }
+    Err(DropReason::TooDeep)
+}
+
+/// PPPoE session: IP inside PPP; other PPP protocols (LCP, IPCP...) have no ethertype.
+fn pppoe(b: &[u8]) -> Result<(u16, &[u8]), DropReason> {
+    let Some(payload) = b.get(field::PPPOE_LEN..) else {
+        return Err(DropReason::LinkTruncated);
+    };
+    let ty = match be16(b, field::PPPOE_PPP_PROTO) {
+        PPP_IPV4 => ethertype::IPV4,
+        PPP_IPV6 => ethertype::IPV6,
+        _ => ethertype::NONE,
+    };
+    Ok((ty, payload))
+}
+
+/// MPLS: pops labels up to the bottom of the stack; the payload type is not encoded, so
+/// it is guessed from the IP version nibble (pseudowires carrying Ethernet read as NONE).
+fn mpls(mut b: &[u8]) -> Result<(u16, &[u8]), DropReason> {
+    for _ in 0..MAX_MPLS_LABELS {
+        if b.len() < field::MPLS_LABEL_LEN {
+            return Err(DropReason::LinkTruncated);
+        }
+        let bottom = b[2] & 0x01 != 0;
+        b = &b[field::MPLS_LABEL_LEN..];
+        if bottom {
+            return Ok((ip_version(b), b));
+        }
     }
     Err(DropReason::TooDeep)
 }
@@ -183,6 +229,37 @@ mod tests {
         );
         assert_eq!(
             split(LinkType::Ethernet, &f[..16], &mut vlan),
+            Err(DropReason::LinkTruncated)
+        );
+    }
+
+    #[test]
+    fn pppoe_and_mpls() {
+        let mut vlan = None;
+        let mut f = eth(&[], 0x8864);
+        f.truncate(14);
+        f.extend_from_slice(&[0x11, 0, 0x18, 0xe5, 0x04, 0x31, 0x00, 0x21, 0x45]);
+        assert_eq!(
+            split(LinkType::Ethernet, &f, &mut vlan),
+            Ok((0x0800, &[0x45][..]))
+        );
+        f[21] = 0xc0; // LCP
+        assert_eq!(split(LinkType::Ethernet, &f, &mut vlan).unwrap().0, 0);
+        assert_eq!(
+            split(LinkType::Ethernet, &f[..21], &mut vlan),
+            Err(DropReason::LinkTruncated)
+        );
+
+        let mut f = eth(&[(0x8100, 5)], 0x8847);
+        f.truncate(18);
+        f.extend_from_slice(&[0, 1, 0, 64, 0, 2, 1, 64, 0x60]);
+        assert_eq!(
+            split(LinkType::Ethernet, &f, &mut vlan),
+            Ok((0x86dd, &[0x60][..]))
+        );
+        assert_eq!(vlan, Some(5));
+        assert_eq!(
+            split(LinkType::Ethernet, &f[..24], &mut vlan),
             Err(DropReason::LinkTruncated)
         );
     }

@@ -7,7 +7,7 @@
 //! replays are deterministic.
 //!
 //! Layers, one module each:
-//! - `link`: Ethernet with 802.1Q/802.1ad/QinQ tags, Linux cooked v1/v2, raw IP,
+//! - `link`: Ethernet with 802.1Q/802.1ad/QinQ tags, PPPoE and MPLS, Linux cooked v1/v2, raw IP,
 //!   BSD loopback;
 //! - `ip`: IPv4 (options, padding, snap-length truncation) and IPv6 extension headers;
 //! - `tunnel`: IP-in-IP, GRE (IP or bridged Ethernet) and ERSPAN I/II/III;

@@ -56,7 +56,8 @@ pub struct DefragStats {
     pub overlaps: u64,
     /// Datagrams discarded because fragments disagreed on the end or left too many holes.
     pub conflicts: u64,
-    /// Datagrams discarded for exceeding `max_datagram_bytes`.
+    /// Fragments rejected for exceeding `max_datagram_bytes` (their datagram discarded),
+    /// or for not fitting in `max_total_bytes` even after evicting everything else.
     pub too_big: u64,
 }
 
@@ -161,7 +162,10 @@ impl Defrag {
         if frag.data.is_empty() {
             return Err(DropReason::FragmentMalformed);
         }
-        self.make_room(&key, end);
+        if !self.make_room(&key, end) {
+            self.stats.too_big += 1;
+            return Err(DropReason::FragmentTooBig);
+        }
         self.ensure_entry(now_us, key);
         let Some(p) = self.pending.get_mut(&key) else {
             return Err(DropReason::FragmentMalformed); // unreachable: just inserted
@@ -201,15 +205,23 @@ impl Defrag {
         }
     }
 
-    /// Evicts oldest datagrams until a new one fits in the datagram count and a fragment
-    /// ending at `end` fits in the byte budget (`end` bounds how much any buffer grows).
-    fn make_room(&mut self, key: &FragKey, end: usize) {
+    /// Evicts oldest datagrams until a new one fits in the datagram count and this
+    /// fragment fits in the byte budget. A buffer grows to at most the larger of `end`
+    /// and the known total, so that bounds the growth. Returns false if it cannot fit
+    /// even in an empty table.
+    fn make_room(&mut self, key: &FragKey, end: usize) -> bool {
         let is_new = !self.pending.contains_key(key);
+        let growth = self
+            .pending
+            .get(key)
+            .and_then(|p| p.total)
+            .unwrap_or(0)
+            .max(end);
         while (is_new && self.pending.len() >= self.cfg.max_datagrams)
-            || self.bytes + end > self.cfg.max_total_bytes
+            || self.bytes + growth > self.cfg.max_total_bytes
         {
             let Some((old, generation)) = self.order.pop_front() else {
-                return;
+                break;
             };
             if self
                 .pending
@@ -220,6 +232,7 @@ impl Defrag {
                 self.discard(&old);
             }
         }
+        self.bytes + growth <= self.cfg.max_total_bytes
     }
 
     /// Creates the datagram's entry if this is its first fragment.

@@ -173,7 +173,8 @@ pub enum DropReason {
     SctpMalformed,
     /// A fragment that cannot be reassembled: cut by the snap length, empty, or nested.
     FragmentMalformed,
-    /// A fragment would make the datagram larger than the configured maximum.
+    /// A fragment would make the datagram larger than the configured maximum, or not fit
+    /// in the total fragment memory budget.
     FragmentTooBig,
     /// Fragments disagree about where the datagram ends, or leave too many holes.
     FragmentConflict,

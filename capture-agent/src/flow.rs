@@ -15,10 +15,7 @@ pub struct Timestamp {
 impl Timestamp {
     /// Builds a timestamp, carrying excess microseconds into seconds.
     pub fn new(sec: u64, usec: u32) -> Self {
-        Self {
-            sec: sec + u64::from(usec / 1_000_000),
-            usec: usec % 1_000_000,
-        }
+        Self { sec: sec + u64::from(usec / 1_000_000), usec: usec % 1_000_000 }
     }
 
     /// Microseconds since the epoch.
@@ -28,10 +25,7 @@ impl Timestamp {
 
     /// Inverse of [`Timestamp::as_micros`].
     pub fn from_micros(us: u64) -> Self {
-        Self {
-            sec: us / 1_000_000,
-            usec: (us % 1_000_000) as u32,
-        }
+        Self { sec: us / 1_000_000, usec: (us % 1_000_000) as u32 }
     }
 }
 

@@ -16,6 +16,8 @@ pub mod filter;
 pub mod flow;
 pub mod packet;
 pub mod pipeline;
+pub mod replay;
 pub mod sender;
 pub mod source;
+pub mod summary;
 pub mod tcp;

@@ -153,9 +153,11 @@ fn detect(clean_start: bool, junk: &mut usize, data: &[u8], counters: &mut Count
     if is_tls_record(data) {
         return Err(Step::NotOurs);
     }
+    if !clean_start {
+        return detect_midstream(junk, data, counters);
+    }
     match wire::sip::frame(data) {
-        Err(FrameError::NotSip) if clean_start => Err(Step::NotOurs),
-        Err(FrameError::NotSip) => detect_midstream(junk, data, counters),
+        Err(FrameError::NotSip) => Err(Step::NotOurs),
         _ => Ok(Framer::Sip(SipState { synced: true, line_start: true, confirmed: false, junk: 0 })),
     }
 }
@@ -171,17 +173,18 @@ fn is_tls_record(data: &[u8]) -> bool {
     matches!(data, [20..=23, 3, 0..=4, ..])
 }
 
-/// The capture started inside a message: find the first message start of any kind and
-/// frame from there; the earliest candidate wins.
+/// The capture started mid-connection, perhaps inside a message: find the first
+/// message start of any kind and frame from there; the earliest candidate wins. The
+/// first byte is treated as a line start (segments often begin with a message).
 fn detect_midstream(junk: &mut usize, data: &[u8], counters: &mut Counters) -> Result<Framer, Step<'static>> {
-    let sip = find_sip_start(data, false);
+    let sip = find_sip_start(data, true);
     let hep = memmem::find(data, b"HEP3");
     let ws_probe = websocket::find_frame_start(data);
     let ws = match ws_probe {
         Probe::Found(at) | Probe::NeedMore(at) => Some(at),
         Probe::NotFound => None,
     };
-    let unsynced_sip = Framer::Sip(SipState { synced: false, line_start: false, confirmed: false, junk: *junk });
+    let unsynced_sip = Framer::Sip(SipState { synced: false, line_start: true, confirmed: false, junk: *junk });
     match [sip, hep, ws].into_iter().flatten().min() {
         // Commit to WebSocket only on a checked frame: a stray 0x81 byte in a text
         // stream must not turn it into one.
@@ -192,7 +195,8 @@ fn detect_midstream(junk: &mut usize, data: &[u8], counters: &mut Counters) -> R
         },
         Some(at) if Some(at) == hep => Ok(Framer::Hep { synced: false }),
         Some(_) => Ok(unsynced_sip),
-        None => Err(midstream_junk(junk, data.len(), counters)),
+        None if data.len() <= RESYNC_TAIL => Err(Step::NeedMore(None)),
+        None => Err(midstream_junk(junk, data.len() - RESYNC_TAIL, counters)),
     }
 }
 
@@ -224,9 +228,11 @@ fn sip_step<'a>(sip: &mut SipState, data: &'a [u8], counters: &mut Counters) -> 
                 sip.synced = true;
                 return sip_junk(sip, at, counters);
             }
+            // Keep a tail: it may hold the beginning of a start line.
+            None if data.len() <= RESYNC_TAIL => return Step::NeedMore(None),
             None => {
-                sip.line_start = data.last() == Some(&b'\n');
-                return sip_junk(sip, data.len(), counters);
+                sip.line_start = false;
+                return sip_junk(sip, data.len() - RESYNC_TAIL, counters);
             }
         }
     }
@@ -267,20 +273,73 @@ fn sip_junk(sip: &mut SipState, n: usize, counters: &mut Counters) -> Step<'stat
     Step::Skip(n)
 }
 
-/// Offset of the first line start in `data` that may begin a SIP message. Offset 0 is a
-/// candidate only when `line_start` says the previous byte ended a line. A candidate
-/// whose start line is not complete yet counts (the framer will wait for it).
+/// SIP methods a resynchronising search recognises in the middle of a line (after a
+/// body that did not end with CRLF). Longest first, so `PRACK` wins over `ACK`.
+const METHODS: [&[u8]; 14] = [
+    b"SUBSCRIBE",
+    b"REGISTER",
+    b"OPTIONS",
+    b"MESSAGE",
+    b"PUBLISH",
+    b"INVITE",
+    b"CANCEL",
+    b"NOTIFY",
+    b"UPDATE",
+    b"PRACK",
+    b"REFER",
+    b"INFO",
+    b"BYE",
+    b"ACK",
+];
+
+/// Bytes kept at the end of junk with no message start in it: a start line cut by the
+/// segment boundary may still complete. Longer than realistic request lines.
+const RESYNC_TAIL: usize = 1024;
+
+/// Offset of the first SIP message start in `data`: a status line (`SIP/2.0 nnn`) or a
+/// request line (`METHOD uri SIP/2.0`), found by their `SIP/2.0` and checked by the
+/// framer. Offset 0 counts only when `line_start` says the previous byte ended a line.
+///
+/// Guessing where a message starts inside arbitrary bytes is stricter than framing a
+/// stream known to be in sync: a request line must start a line with an upper-case
+/// method, or, mid-line (a body not ending in CRLF), end with a well-known method name.
 pub(crate) fn find_sip_start(data: &[u8], line_start: bool) -> Option<usize> {
-    let mut at = if line_start { 0 } else { memchr::memchr(b'\n', data)? + 1 };
-    while at < data.len() {
-        if !matches!(wire::sip::frame(&data[at..]), Err(FrameError::NotSip)) {
-            return Some(at);
-        }
-        at += memchr::memchr(b'\n', &data[at..])? + 1;
-    }
-    None
+    memmem::find_iter(data, b"SIP/2.0").find_map(|at| {
+        let candidate = match data.get(at + 7) {
+            Some(b' ') => Some(at),
+            Some(b'\r' | b'\n') => request_line_start(data, at, line_start),
+            None => request_line_start(data, at, line_start).or(Some(at)),
+            Some(_) => None,
+        }?;
+        let acceptable =
+            (candidate > 0 || line_start) && !matches!(wire::sip::frame(&data[candidate..]), Err(FrameError::NotSip));
+        acceptable.then_some(candidate)
+    })
 }
 
+/// Start of the request line whose `SIP/2.0` is at `version_at`, if the bytes before it
+/// are ` uri ` preceded by a method (see [`find_sip_start`]).
+fn request_line_start(data: &[u8], version_at: usize, line_start: bool) -> Option<usize> {
+    let before = data[..version_at].strip_suffix(b" ")?;
+    let method_end = memchr::memrchr(b' ', before)?;
+    let uri = &before[method_end + 1..];
+    if uri.is_empty() || uri.contains(&b'\n') {
+        return None;
+    }
+    let method_start = before[..method_end].iter().rposition(|b| !b.is_ascii_uppercase()).map_or(0, |i| i + 1);
+    if method_start == method_end {
+        return None;
+    }
+    let starts_line = match method_start {
+        0 => line_start,
+        _ => data[method_start - 1] == b'\n',
+    };
+    if starts_line {
+        return Some(method_start);
+    }
+    let run = &data[method_start..method_end];
+    METHODS.iter().find(|m| run.ends_with(m)).map(|m| method_end - m.len())
+}
 fn hep_step<'a>(synced: &mut bool, data: &'a [u8], counters: &mut Counters) -> Step<'a> {
     if !*synced {
         let at = hep_magic_at(data, 0);
@@ -328,7 +387,14 @@ mod tests {
         assert_eq!(find_sip_start(&data, false), Some(21));
         assert_eq!(find_sip_start(OPTIONS, true), Some(0));
         assert_eq!(find_sip_start(OPTIONS, false), None);
-        assert_eq!(find_sip_start(b"junk\r\nREGIS", false), Some(6));
+        // A body without a final CRLF: the next message starts mid-line.
+        assert_eq!(find_sip_start(b"xxxxOPTIONS sip:x SIP/2.0\r\n", true), Some(4));
+        assert_eq!(find_sip_start(b"xxxxSIP/2.0 200 OK\r\n", true), Some(4));
+        assert_eq!(find_sip_start(b"xxxxFOO sip:x SIP/2.0\r\n", true), None);
+        assert_eq!(find_sip_start(b"x\nFOO sip:x SIP/2.0\r\n", false), Some(2));
+        assert_eq!(find_sip_start(b"Via: SIP/2.0/TCP a\r\n", true), None);
+        assert_eq!(find_sip_start(b"PRACK sip:x SIP/2.0", false), None);
+        assert_eq!(find_sip_start(b"\nPRACK sip:x SIP/2.0", false), Some(1));
     }
 
     #[test]
@@ -350,7 +416,7 @@ mod tests {
         let mut f = Framer::new(true);
         assert!(matches!(f.step(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", &mut c), Step::NotOurs));
         let mut f = Framer::new(false);
-        assert!(matches!(f.step(b"dy\r\n", &mut c), Step::Skip(4)));
+        assert!(matches!(f.step(b"dy\r\n", &mut c), Step::NeedMore(None)));
         let mut f = Framer::new(false);
         assert!(matches!(f.step(b"end of body\r\nOPTIONS sip:x SIP/2.0\r\n", &mut c), Step::Skip(13)));
         assert!(matches!(f, Framer::Sip(_)));

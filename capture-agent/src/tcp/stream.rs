@@ -214,9 +214,7 @@ impl Stream {
             ctx.counters.retransmissions += 1;
             return true;
         }
-        if self.pending.len() >= ctx.limits.max_out_of_order_segments
-            || self.buffered() + payload.len() > ctx.budget
-        {
+        if self.pending.len() >= ctx.limits.max_out_of_order_segments || self.buffered() + payload.len() > ctx.budget {
             return false;
         }
         let next = self.next_seq;

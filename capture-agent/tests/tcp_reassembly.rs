@@ -429,7 +429,7 @@ fn fin_and_rst_drop_state_and_finish_counts_truncated() {
     }
     h.seg(2, a, 31, ACK | flags::FIN, &m[30..]);
     h.seg(2, b, 31, flags::RST, b"");
-    assert_eq!(h.texts(), texts(&[m.clone()]));
+    assert_eq!(h.texts(), texts(&[m]));
     assert_eq!(h.tcp.flow_count(), 1);
     h.finish();
     assert_eq!(h.tcp.flow_count(), 0);

@@ -54,7 +54,9 @@ pub struct SipCounters {
     pub duplicates: u64,
     /// Payloads dropped by the flow filter.
     pub filtered: u64,
-    /// SIP messages too large for a HEP packet.
+    /// SIP messages over the 64 KiB HEP limit, sent compressed (chunk 0x10) instead.
+    pub compressed: u64,
+    /// SIP messages too large for a HEP packet even compressed.
     pub too_large: u64,
 }
 
@@ -64,6 +66,8 @@ pub struct Pipeline<S: FnMut(Batch)> {
     scan: ScanConfig,
     dedup: Option<Dedup>,
     batch: Batch,
+    /// Reused buffer for compressing oversized messages.
+    scratch: Vec<u8>,
     sink: S,
     /// What happened to each payload.
     pub counters: SipCounters,
@@ -74,7 +78,15 @@ impl<S: FnMut(Batch)> Pipeline<S> {
     pub fn new(cfg: PipelineConfig, sink: S) -> Self {
         let scan = ScanConfig { aleg_headers: cfg.correlation_header.iter().map(|h| h.as_bytes().to_vec()).collect() };
         let dedup = cfg.dedup.then(Dedup::default);
-        Self { cfg, scan, dedup, batch: Batch::with_capacity(), sink, counters: SipCounters::default() }
+        Self {
+            cfg,
+            scan,
+            dedup,
+            batch: Batch::with_capacity(),
+            scratch: Vec::new(),
+            sink,
+            counters: SipCounters::default(),
+        }
     }
 
     /// A UDP or SCTP payload: one datagram, classified by content.
@@ -126,17 +138,25 @@ impl<S: FnMut(Batch)> Pipeline<S> {
         pass
     }
 
+    /// v3 is relayed byte for byte (other vendors' chunks included). v1/v2 carry no
+    /// length, so they could not be framed on a TCP stream: they go out re-encoded as v3
+    /// with every field they had.
     fn relay_hep(&mut self, packet: &[u8]) {
-        if hep::decode(packet).is_err() {
+        let Ok(decoded) = hep::decode(packet) else {
+            self.counters.bad_hep += 1;
+            return;
+        };
+        if decoded.version == 3 {
+            // A datagram may carry padding after the packet: relay only the packet.
+            let len = match hep::frame_len(packet) {
+                Ok(Some(n)) if n <= packet.len() => n,
+                _ => packet.len(),
+            };
+            self.batch.bytes.extend_from_slice(&packet[..len]);
+        } else if hep::encode_v3(&decoded, &mut self.batch.bytes).is_err() {
             self.counters.bad_hep += 1;
             return;
         }
-        // A v3 packet may be followed by padding in its datagram: relay only the packet.
-        let len = match hep::frame_len(packet) {
-            Ok(Some(n)) if n <= packet.len() => n,
-            _ => packet.len(),
-        };
-        self.batch.bytes.extend_from_slice(&packet[..len]);
         self.batch.end_packet();
         self.counters.hep_relayed += 1;
         self.flush_if_full();
@@ -175,7 +195,11 @@ impl<S: FnMut(Batch)> Pipeline<S> {
             payload: Cow::Borrowed(msg),
             ..Hep::default()
         };
-        match hep::encode_v3(&hep, &mut self.batch.bytes) {
+        let encoded = hep::encode_v3(&hep, &mut self.batch.bytes).or_else(|_| {
+            self.counters.compressed += 1;
+            hep::encode_v3_compressed(&hep, &mut self.batch.bytes, &mut self.scratch)
+        });
+        match encoded {
             Ok(_) => {
                 self.batch.end_packet();
                 self.counters.sip_messages += 1;
@@ -206,16 +230,13 @@ impl<S: FnMut(Batch)> Pipeline<S> {
     }
 }
 
-/// HEPv3 by its magic; HEPv1/v2 (no magic) by a plausible fixed header.
+/// HEPv3 by its magic. HEPv1/v2 have none: a payload counts as v1/v2 when its first
+/// byte is the version, it decodes, and what it carries is SIP, which random UDP
+/// payloads (RTP, DNS) practically never are.
 fn looks_like_hep(payload: &[u8]) -> bool {
     if payload.starts_with(b"HEP3") {
         return true;
     }
-    // v1/v2: version, header length matching the family, family 2 or 10, then a payload.
-    match payload {
-        [1, 16, 2, ..] | [2, 28, 2, ..] | [1, 40, 10, ..] | [2, 52, 10, ..] => {
-            payload.len() > usize::from(payload[1]) && sip::looks_like_sip(&payload[usize::from(payload[1])..])
-        }
-        _ => false,
-    }
+    matches!(payload.first(), Some(1 | 2))
+        && hep::decode(payload).is_ok_and(|h| h.payload_type == PayloadType::Sip && sip::looks_like_sip(&h.payload))
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::ReplaySpeed;
 use crate::flow::Timestamp;
-use crate::packet::{self, Decoder, Outcome};
+use crate::packet::{self, Decoder};
 use crate::pipeline::{Pipeline, PipelineConfig};
 use crate::sender::Batch;
 use crate::source::{PcapFile, SourceError};
@@ -51,7 +51,7 @@ impl<S: FnMut(Batch)> Replay<S> {
     pub fn new(cfg: PipelineConfig, speed: ReplaySpeed, sink: S) -> Self {
         Self {
             decoder: Decoder::default(),
-            tcp: Reassembler::default(),
+            tcp: Reassembler::new(tcp::Limits::default()),
             pipeline: Pipeline::new(cfg, sink),
             speed,
             last_sweep_us: 0,
@@ -90,26 +90,31 @@ impl<S: FnMut(Batch)> Replay<S> {
 
     fn packet(&mut self, ts: Timestamp, link: crate::source::LinkType, data: &[u8]) {
         let Self { decoder, tcp, pipeline, .. } = self;
-        let outcome = decoder.decode(ts, link, data, &mut |seg: packet::Segment<'_>| match seg.tcp {
+        decoder.decode(ts, link, data, &mut |seg: packet::Segment<'_>| match seg.tcp {
             None => pipeline.datagram(seg.ts, &seg.flow, seg.payload),
             Some(info) => {
-                let seg = tcp::Segment { ts: seg.ts, flow: seg.flow, seq: info.seq, flags: info.flags.0, payload: seg.payload };
-                tcp.push(seg, &mut |msg| deliver(pipeline, msg));
+                let seg = tcp::Segment {
+                    ts: seg.ts,
+                    flow: seg.flow,
+                    seq: info.seq,
+                    flags: info.flags.0,
+                    payload: seg.payload,
+                };
+                tcp.push(&seg, |msg: tcp::Message<'_>| deliver(pipeline, msg));
             }
         });
-        let _ = matches!(outcome, Outcome::Delivered(_));
         let now = ts.as_micros();
         if now.saturating_sub(self.last_sweep_us) >= SWEEP_EVERY_US {
             self.last_sweep_us = now;
             let Self { tcp, pipeline, .. } = self;
-            tcp.expire(ts, &mut |msg| deliver(pipeline, msg));
+            tcp.expire(ts, |msg: tcp::Message<'_>| deliver(pipeline, msg));
         }
     }
 
     /// End of input: frames what the streams still hold and sends the last batch.
     pub fn finish(&mut self) {
         let Self { tcp, pipeline, .. } = self;
-        tcp.finish(&mut |msg| deliver(pipeline, msg));
+        tcp.finish(|msg: tcp::Message<'_>| deliver(pipeline, msg));
         self.pipeline.flush();
     }
 }

@@ -77,7 +77,12 @@ impl fmt::Display for Summary {
         )?;
         for (path, report) in &self.files {
             if let Some(e) = &report.error {
-                writeln!(f, "  warning: {}: {e} (the {} packets before it were processed)", path.display(), report.packets)?;
+                writeln!(
+                    f,
+                    "  warning: {}: {e} (the {} packets before it were processed)",
+                    path.display(),
+                    report.packets
+                )?;
             }
         }
         for (path, e) in &self.unreadable {
@@ -85,6 +90,7 @@ impl fmt::Display for Summary {
         }
         let s = &self.sip;
         line(f, "sent", &[("sip_messages", s.sip_messages), ("hep_relayed", s.hep_relayed)], true)?;
+        line(f, "note", &[("sent_compressed_over_64k", s.compressed)], false)?;
         line(
             f,
             "skipped",

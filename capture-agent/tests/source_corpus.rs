@@ -28,19 +28,12 @@ fn count(bytes: &[u8]) -> (u64, Option<SourceError>) {
 fn every_corpus_file_yields_the_expected_frames() {
     let expected = expectations();
     let files = capture_files();
-    assert!(
-        files.len() > 60,
-        "corpus not found at {}",
-        corpus_dir().display()
-    );
+    assert!(files.len() > 60, "corpus not found at {}", corpus_dir().display());
     for name in &files {
         let path = corpus_dir().join(name);
         if name == NETMON_FILE {
             let err = PcapFile::open(&path).unwrap_err();
-            assert!(
-                matches!(err, SourceError::UnknownFormat { magic } if &magic == b"GMBU"),
-                "{err}"
-            );
+            assert!(matches!(err, SourceError::UnknownFormat { magic } if &magic == b"GMBU"), "{err}");
             continue;
         }
         let mut f = PcapFile::open(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -48,11 +41,7 @@ fn every_corpus_file_yields_the_expected_frames() {
         while let Some(_p) = f.next_packet().unwrap_or_else(|e| panic!("{name}: {e}")) {
             frames += 1;
         }
-        assert_eq!(
-            f.bytes_read(),
-            f.file_size().unwrap(),
-            "{name}: whole file consumed"
-        );
+        assert_eq!(f.bytes_read(), f.file_size().unwrap(), "{name}: whole file consumed");
         match expected.get(name.as_str()) {
             Some(e) => assert_eq!(frames, e.frames, "{name}"),
             // Not in the tshark table (gen/sipp_tcp_basic.pcap): `capinfos` says 61.
@@ -87,10 +76,7 @@ fn boundaries(bytes: &[u8]) -> Vec<usize> {
 /// and reports the cut record as `Truncated` at its offset.
 #[test]
 fn truncated_files_deliver_packets_before_the_cut() {
-    for name in [
-        "pcap/sipnab/sip-sdp-example.pcap",
-        "pcap/sipnab/sip-auth-failure.pcapng",
-    ] {
+    for name in ["pcap/sipnab/sip-sdp-example.pcap", "pcap/sipnab/sip-auth-failure.pcapng"] {
         let bytes = std::fs::read(corpus_dir().join(name)).unwrap();
         // Offsets where each packet's record ends, from a full read.
         let mut ends = Vec::new();
@@ -104,13 +90,8 @@ fn truncated_files_deliver_packets_before_the_cut() {
             assert_eq!(n, complete, "{name} cut at {cut}");
             match err {
                 None => assert!(boundaries(&bytes).contains(&cut), "{name} cut at {cut}"),
-                Some(SourceError::Truncated {
-                    offset, available, ..
-                }) => {
-                    assert!(
-                        offset + available == cut as u64,
-                        "{name} cut at {cut}: offset {offset}"
-                    );
+                Some(SourceError::Truncated { offset, available, .. }) => {
+                    assert!(offset + available == cut as u64, "{name} cut at {cut}: offset {offset}");
                 }
                 Some(e) => panic!("{name} cut at {cut}: unexpected {e}"),
             }

@@ -759,7 +759,11 @@ fn inflate_gzip(data: &[u8]) -> Result<Vec<u8>, InflateError> {
 ///
 /// Shared by the sizing pass and the writing pass of [`encode_v3`], so the two cannot
 /// disagree.
-fn for_each_chunk<E>(hep: &Hep<'_>, mut f: impl FnMut(ChunkType, &[u8]) -> Result<(), E>) -> Result<(), E> {
+fn for_each_chunk<E>(
+    hep: &Hep<'_>,
+    payload: Payload<'_>,
+    mut f: impl FnMut(ChunkType, &[u8]) -> Result<(), E>,
+) -> Result<(), E> {
     let family = match hep.src_ip {
         IpAddr::V4(_) => AF_INET,
         IpAddr::V6(_) => AF_INET6,
@@ -788,9 +792,10 @@ fn for_each_chunk<E>(hep: &Hep<'_>, mut f: impl FnMut(ChunkType, &[u8]) -> Resul
     if let Some(v) = hep.auth_key {
         f(ChunkType::AuthKey, v)?;
     }
-    // Always plain 0x0f, even when the payload arrived compressed: we hold it inflated,
-    // and recompressing would cost CPU on the agent's hot path for little gain.
-    f(ChunkType::Payload, &hep.payload)?;
+    match payload {
+        Payload::Plain => f(ChunkType::Payload, &hep.payload)?,
+        Payload::Deflated(bytes) => f(ChunkType::CompressedPayload, bytes)?,
+    }
     if let Some(v) = hep.correlation_id {
         f(ChunkType::CorrelationId, v)?;
     }
@@ -847,10 +852,43 @@ fn for_each_chunk<E>(hep: &Hep<'_>, mut f: impl FnMut(ChunkType, &[u8]) -> Resul
 ///
 /// [`HepError::TooLarge`] when the packet would exceed [`MAX_PACKET_LEN`].
 pub fn encode_v3(hep: &Hep<'_>, out: &mut Vec<u8>) -> Result<usize, HepError> {
+    // Always plain 0x0f, even when the payload arrived compressed: we hold it inflated,
+    // and recompressing would cost CPU on the agent's hot path for little gain.
+    encode_with(hep, Payload::Plain, out)
+}
+
+/// Like [`encode_v3`], but the payload goes zlib-compressed in chunk 0x10, through
+/// `scratch` (reused between calls). For messages too large for a plain HEP packet:
+/// a 64 KiB SIP body (large SDP, multipart, presence documents) is mostly text and
+/// shrinks several times, so it still reaches the collector whole.
+///
+/// # Errors
+///
+/// [`HepError::TooLarge`] when even the compressed packet exceeds [`MAX_PACKET_LEN`].
+pub fn encode_v3_compressed(hep: &Hep<'_>, out: &mut Vec<u8>, scratch: &mut Vec<u8>) -> Result<usize, HepError> {
+    use std::io::Write;
+    scratch.clear();
+    let mut z = flate2::write::ZlibEncoder::new(std::mem::take(scratch), flate2::Compression::fast());
+    // Writing into a Vec cannot fail.
+    z.write_all(&hep.payload).expect("write to Vec");
+    *scratch = z.finish().expect("write to Vec");
+    encode_with(hep, Payload::Deflated(scratch), out)
+}
+
+/// Which payload chunk to write.
+#[derive(Clone, Copy)]
+enum Payload<'a> {
+    /// `hep.payload` as is, in chunk 0x0f.
+    Plain,
+    /// These compressed bytes, in chunk 0x10.
+    Deflated(&'a [u8]),
+}
+
+fn encode_with(hep: &Hep<'_>, payload: Payload<'_>, out: &mut Vec<u8>) -> Result<usize, HepError> {
     // Size first, so an oversized packet leaves `out` untouched and a fitting one
     // grows it at most once.
     let mut len = field::CHUNKS;
-    for_each_chunk(hep, |_, value| {
+    for_each_chunk(hep, payload, |_, value| {
         len = len.saturating_add(field::CHUNK_HEADER).saturating_add(value.len());
         Ok::<(), HepError>(())
     })?;
@@ -860,7 +898,7 @@ pub fn encode_v3(hep: &Hep<'_>, out: &mut Vec<u8>) -> Result<usize, HepError> {
 
     let start = out.len();
     out.reserve(len);
-    let written = write_v3(hep, out, start);
+    let written = write_v3(hep, payload, out, start);
     match written {
         Ok(n) => {
             debug_assert_eq!(n, len, "sizing and writing passes disagree");
@@ -875,11 +913,11 @@ pub fn encode_v3(hep: &Hep<'_>, out: &mut Vec<u8>) -> Result<usize, HepError> {
 
 /// The writing pass of [`encode_v3`]: each length field is reserved, the body written,
 /// then the length filled in from what was actually written.
-fn write_v3(hep: &Hep<'_>, out: &mut Vec<u8>, start: usize) -> Result<usize, HepError> {
+fn write_v3(hep: &Hep<'_>, payload: Payload<'_>, out: &mut Vec<u8>, start: usize) -> Result<usize, HepError> {
     out.extend_from_slice(b"HEP3");
     let len_at = out.len();
     out.extend_from_slice(&[0; 2]);
-    for_each_chunk(hep, |ty, value| {
+    for_each_chunk(hep, payload, |ty, value| {
         let chunk_start = out.len();
         out.extend_from_slice(&GENERIC_VENDOR.to_be_bytes());
         out.extend_from_slice(&u16::from(ty).to_be_bytes());
@@ -905,6 +943,21 @@ fn fill_len(out: &mut [u8], at: usize, len: usize) -> Result<(), HepError> {
 #[cfg(test)]
 mod frame_tests {
     use super::*;
+
+    #[test]
+    fn oversized_payload_goes_compressed() {
+        let body: Vec<u8> = b"a=candidate:1 1 UDP 2130706431 192.0.2.1 5000 typ host\r\n".repeat(2000);
+        let hep = Hep { payload: Cow::Borrowed(&body), ..Hep::default() };
+        let mut out = Vec::new();
+        assert!(matches!(encode_v3(&hep, &mut out), Err(HepError::TooLarge { .. })));
+        let mut scratch = Vec::new();
+        let n = encode_v3_compressed(&hep, &mut out, &mut scratch).unwrap();
+        assert_eq!(n, out.len());
+        assert!(n < MAX_PACKET_LEN);
+        let back = decode(&out).unwrap();
+        assert!(back.compressed);
+        assert_eq!(&*back.payload, &body[..]);
+    }
 
     #[test]
     fn frames_a_stream() {

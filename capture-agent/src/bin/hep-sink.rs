@@ -1,9 +1,10 @@
 //! `hep-sink`: receives HEP over UDP and TCP, decodes it and counts (or prints) what
 //! arrived. For checking an agent's output, benchmarks, and debugging a HEP feed.
 //!
-//! Prints `listening on ADDR` first, then, at exit, one JSON summary line. Exits when
-//! every TCP sender has closed its stream (`--exit-on-eof`), after `--idle-exit-ms` with
-//! no traffic, or on end of standard input.
+//! Prints `listening on ADDR` first, then, at exit, one JSON summary line. Exits at end of
+//! standard input, once no TCP stream is open and (with `--idle-exit-ms N`) nothing has
+//! arrived for N ms. A test closes stdin after the agent exited: an agent exits only after
+//! the sink has read its whole TCP stream, so the counts are final.
 
 use std::collections::HashSet;
 use std::io::{self, BufRead, Read, Write};
@@ -28,7 +29,6 @@ struct Shared {
     totals: Mutex<Totals>,
     last_activity_ms: AtomicU64,
     open_streams: AtomicU64,
-    seen_stream: AtomicBool,
     print: bool,
     count_only: bool,
     start: Instant,
@@ -91,25 +91,17 @@ fn print_message(h: &hep::Hep<'_>, m: &wire::sip::SipMessage<'_>) {
 
 struct Args {
     listen: String,
-    exit_on_eof: bool,
     idle_exit_ms: Option<u64>,
     print: bool,
     count_only: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut a = Args {
-        listen: "127.0.0.1:9060".into(),
-        exit_on_eof: false,
-        idle_exit_ms: None,
-        print: false,
-        count_only: false,
-    };
+    let mut a = Args { listen: "127.0.0.1:9060".into(), idle_exit_ms: None, print: false, count_only: false };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--listen" => a.listen = it.next().ok_or("--listen needs ADDR")?,
-            "--exit-on-eof" => a.exit_on_eof = true,
             "--idle-exit-ms" => {
                 a.idle_exit_ms = Some(it.next().and_then(|v| v.parse().ok()).ok_or("--idle-exit-ms needs a number")?)
             }
@@ -117,9 +109,10 @@ fn parse_args() -> Result<Args, String> {
             "--count-only" => a.count_only = true,
             "-h" | "--help" => {
                 println!(
-                    "usage: hep-sink [--listen ADDR] [--exit-on-eof] [--idle-exit-ms N] [--print] [--count-only]\n\
-                     Receives HEP on UDP and TCP ADDR (port 0 picks one), prints `listening on ADDR`,\n\
-                     and at exit a JSON summary. --count-only skips decoding (for benchmarks)."
+                    "usage: hep-sink [--listen ADDR] [--idle-exit-ms N] [--print] [--count-only]\n\
+                     Receives HEP on UDP and TCP ADDR (port 0 picks one), prints `listening on ADDR`.\n\
+                     At end of stdin, once no TCP stream is open (and nothing arrived for N ms),\n\
+                     prints a JSON summary and exits. --count-only skips decoding (benchmarks)."
                 );
                 std::process::exit(0);
             }
@@ -141,7 +134,6 @@ fn main() {
         totals: Mutex::default(),
         last_activity_ms: AtomicU64::new(0),
         open_streams: AtomicU64::new(0),
-        seen_stream: AtomicBool::new(false),
         print: args.print,
         count_only: args.count_only,
         start: Instant::now(),
@@ -155,7 +147,6 @@ fn main() {
     thread::spawn(move || {
         for conn in tcp.incoming().flatten() {
             s.open_streams.fetch_add(1, Ordering::SeqCst);
-            s.seen_stream.store(true, Ordering::SeqCst);
             let s = s.clone();
             thread::spawn(move || {
                 serve_tcp(conn, &s);
@@ -184,15 +175,12 @@ fn main() {
 
 fn wait_for_exit(args: &Args, shared: &Shared, stdin_closed: &AtomicBool) {
     loop {
-        thread::sleep(Duration::from_millis(20));
-        let idle = shared.start.elapsed().as_millis() as u64 - shared.last_activity_ms.load(Ordering::Relaxed);
-        let eof = args.exit_on_eof
-            && shared.seen_stream.load(Ordering::SeqCst)
-            && shared.open_streams.load(Ordering::SeqCst) == 0;
-        if eof || args.idle_exit_ms.is_some_and(|ms| idle >= ms && shared.totals.lock().is_ok_and(|t| t.packets > 0)) {
-            return;
-        }
-        if stdin_closed.load(Ordering::SeqCst) && !args.exit_on_eof && args.idle_exit_ms.is_none() {
+        thread::sleep(Duration::from_millis(10));
+        let idle_ms = shared.start.elapsed().as_millis() as u64 - shared.last_activity_ms.load(Ordering::Relaxed);
+        if stdin_closed.load(Ordering::SeqCst)
+            && shared.open_streams.load(Ordering::SeqCst) == 0
+            && args.idle_exit_ms.is_none_or(|ms| idle_ms >= ms)
+        {
             return;
         }
     }

@@ -6,9 +6,7 @@ use super::defrag::{Defrag, FragKey, Fragment, Reassembled};
 use super::ip::{self, proto};
 use super::link::{self, ethertype};
 use super::tunnel::{self, Inner};
-use super::{
-    event, transport, Counters, DefragConfig, DefragStats, DropReason, Ignored, Outcome, Segment,
-};
+use super::{event, transport, Counters, DefragConfig, DefragStats, DropReason, Ignored, Outcome, Segment};
 use crate::flow::{Flow, Proto, Timestamp};
 use crate::source::LinkType;
 
@@ -72,11 +70,7 @@ impl Decoder {
 
     /// A decoder with the given reassembly limits.
     pub fn with_config(cfg: DefragConfig) -> Self {
-        Self {
-            defrag: Defrag::new(cfg),
-            counters: Counters::default(),
-            next_sweep_us: 0,
-        }
+        Self { defrag: Defrag::new(cfg), counters: Counters::default(), next_sweep_us: 0 }
     }
 
     /// Decodes one frame captured at `ts` on a `link` interface, calling `out` for each
@@ -95,12 +89,7 @@ impl Decoder {
     ) -> Outcome {
         self.counters.frames += 1;
         self.maybe_expire(ts);
-        let mut ctx = Ctx {
-            ts,
-            vlan: None,
-            tunnels: 0,
-            truncated: false,
-        };
+        let mut ctx = Ctx { ts, vlan: None, tunnels: 0, truncated: false };
         let outcome = link::split(link, frame, &mut ctx.vlan)
             .map_err(Outcome::from)
             .and_then(|(ty, data)| self.ethertype(&mut ctx, ty, data, out))
@@ -141,13 +130,7 @@ impl Decoder {
         }
     }
 
-    fn ethertype<F: FnMut(Segment<'_>)>(
-        &mut self,
-        ctx: &mut Ctx,
-        ty: u16,
-        data: &[u8],
-        out: &mut F,
-    ) -> Step {
+    fn ethertype<F: FnMut(Segment<'_>)>(&mut self, ctx: &mut Ctx, ty: u16, data: &[u8], out: &mut F) -> Step {
         match ty {
             ethertype::IPV4 => self.ipv4(ctx, data, out),
             ethertype::IPV6 => self.ipv6(ctx, data, out),
@@ -163,19 +146,8 @@ impl Decoder {
         if !ip.is_fragment() {
             return self.upper(ctx, src, dst, ip.proto, ip.payload, out);
         }
-        let key = FragKey {
-            src,
-            dst,
-            id: u32::from(ip.id),
-            proto: ip.proto,
-            vlan: ctx.vlan,
-        };
-        let frag = Fragment {
-            offset: ip.frag_offset,
-            more: ip.more_fragments,
-            proto: ip.proto,
-            data: ip.payload,
-        };
+        let key = FragKey { src, dst, id: u32::from(ip.id), proto: ip.proto, vlan: ctx.vlan };
+        let frag = Fragment { offset: ip.frag_offset, more: ip.more_fragments, proto: ip.proto, data: ip.payload };
         let Some(done) = self.reassemble(ctx, key, frag)? else {
             return Ok(Outcome::FragmentHeld);
         };
@@ -189,19 +161,8 @@ impl Decoder {
         let Some(f) = ip.frag else {
             return self.upper(ctx, src, dst, ip.next, ip.payload, out);
         };
-        let key = FragKey {
-            src,
-            dst,
-            id: f.id,
-            proto: 0,
-            vlan: ctx.vlan,
-        };
-        let frag = Fragment {
-            offset: f.offset,
-            more: f.more,
-            proto: ip.next,
-            data: ip.payload,
-        };
+        let key = FragKey { src, dst, id: f.id, proto: 0, vlan: ctx.vlan };
+        let frag = Fragment { offset: f.offset, more: f.more, proto: ip.next, data: ip.payload };
         let Some(done) = self.reassemble(ctx, key, frag)? else {
             return Ok(Outcome::FragmentHeld);
         };
@@ -215,12 +176,7 @@ impl Decoder {
     }
 
     /// Adds a fragment; `Ok(None)` while the datagram is incomplete.
-    fn reassemble(
-        &mut self,
-        ctx: &Ctx,
-        key: FragKey,
-        frag: Fragment<'_>,
-    ) -> Result<Option<Reassembled>, Outcome> {
+    fn reassemble(&mut self, ctx: &Ctx, key: FragKey, frag: Fragment<'_>) -> Result<Option<Reassembled>, Outcome> {
         self.counters.fragments += 1;
         if ctx.truncated {
             // Its end is unknown: storing it would make a datagram with a hole of zeros.
@@ -239,14 +195,7 @@ impl Decoder {
         payload: &[u8],
         out: &mut F,
     ) -> Step {
-        let flow = |proto, (src_port, dst_port)| Flow {
-            src,
-            dst,
-            src_port,
-            dst_port,
-            proto,
-            vlan: ctx.vlan,
-        };
+        let flow = |proto, (src_port, dst_port)| Flow { src, dst, src_port, dst_port, proto, vlan: ctx.vlan };
         match protocol {
             proto::UDP => {
                 let (ports, data, truncated) = transport::udp(payload)?;
@@ -256,38 +205,20 @@ impl Decoder {
                 }
                 let flow = flow(Proto::Udp, (ports.src, ports.dst));
                 self.counters.udp += 1;
-                out(Segment {
-                    ts: ctx.ts,
-                    flow,
-                    payload: data,
-                    tcp: None,
-                    truncated: ctx.truncated,
-                });
+                out(Segment { ts: ctx.ts, flow, payload: data, tcp: None, truncated: ctx.truncated });
                 Ok(Outcome::Delivered(1))
             }
             proto::TCP => {
                 let (ports, info, data) = transport::tcp(payload)?;
                 let flow = flow(Proto::Tcp, (ports.src, ports.dst));
                 self.counters.tcp += 1;
-                out(Segment {
-                    ts: ctx.ts,
-                    flow,
-                    payload: data,
-                    tcp: Some(info),
-                    truncated: ctx.truncated,
-                });
+                out(Segment { ts: ctx.ts, flow, payload: data, tcp: Some(info), truncated: ctx.truncated });
                 Ok(Outcome::Delivered(1))
             }
             proto::SCTP => self.sctp(ctx, src, dst, payload, out),
-            proto::IPV4 => self
-                .enter_tunnel(ctx)
-                .and_then(|()| self.ipv4(ctx, payload, out)),
-            proto::IPV6 => self
-                .enter_tunnel(ctx)
-                .and_then(|()| self.ipv6(ctx, payload, out)),
-            proto::GRE => self
-                .enter_tunnel(ctx)
-                .and_then(|()| self.gre(ctx, payload, out)),
+            proto::IPV4 => self.enter_tunnel(ctx).and_then(|()| self.ipv4(ctx, payload, out)),
+            proto::IPV6 => self.enter_tunnel(ctx).and_then(|()| self.ipv6(ctx, payload, out)),
+            proto::GRE => self.enter_tunnel(ctx).and_then(|()| self.gre(ctx, payload, out)),
             proto::VRRP => Ok(event::vrrp(payload, src, ctx.vlan)),
             _ => Err(Ignored::OtherIpProto.into()),
         }
@@ -303,21 +234,8 @@ impl Decoder {
     ) -> Step {
         let (ts, vlan, truncated) = (ctx.ts, ctx.vlan, ctx.truncated);
         let found = transport::sctp(payload, |ports, message| {
-            let flow = Flow {
-                src,
-                dst,
-                src_port: ports.src,
-                dst_port: ports.dst,
-                proto: Proto::Sctp,
-                vlan,
-            };
-            out(Segment {
-                ts,
-                flow,
-                payload: message,
-                tcp: None,
-                truncated,
-            });
+            let flow = Flow { src, dst, src_port: ports.src, dst_port: ports.dst, proto: Proto::Sctp, vlan };
+            out(Segment { ts, flow, payload: message, tcp: None, truncated });
         })?;
         self.counters.sctp += found as u64;
         match u32::try_from(found) {

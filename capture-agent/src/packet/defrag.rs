@@ -211,23 +211,13 @@ impl Defrag {
     /// even in an empty table.
     fn make_room(&mut self, key: &FragKey, end: usize) -> bool {
         let is_new = !self.pending.contains_key(key);
-        let growth = self
-            .pending
-            .get(key)
-            .and_then(|p| p.total)
-            .unwrap_or(0)
-            .max(end);
-        while (is_new && self.pending.len() >= self.cfg.max_datagrams)
-            || self.bytes + growth > self.cfg.max_total_bytes
+        let growth = self.pending.get(key).and_then(|p| p.total).unwrap_or(0).max(end);
+        while (is_new && self.pending.len() >= self.cfg.max_datagrams) || self.bytes + growth > self.cfg.max_total_bytes
         {
             let Some((old, generation)) = self.order.pop_front() else {
                 break;
             };
-            if self
-                .pending
-                .get(&old)
-                .is_some_and(|p| p.generation == generation)
-            {
+            if self.pending.get(&old).is_some_and(|p| p.generation == generation) {
                 self.stats.evicted += 1;
                 self.discard(&old);
             }
@@ -244,14 +234,8 @@ impl Defrag {
         let generation = self.next_generation;
         self.next_generation += 1;
         self.order.push_back((key, generation));
-        let p = Pending {
-            data: Vec::new(),
-            have: Vec::new(),
-            total: None,
-            proto: None,
-            created_us: now_us,
-            generation,
-        };
+        let p =
+            Pending { data: Vec::new(), have: Vec::new(), total: None, proto: None, created_us: now_us, generation };
         self.pending.insert(key, p);
     }
 
@@ -260,8 +244,7 @@ impl Defrag {
     fn compact_order(&mut self) {
         if self.order.len() > 2 * self.cfg.max_datagrams + 64 {
             let pending = &self.pending;
-            self.order
-                .retain(|(k, g)| pending.get(k).is_some_and(|p| p.generation == *g));
+            self.order.retain(|(k, g)| pending.get(k).is_some_and(|p| p.generation == *g));
         }
     }
 
@@ -269,10 +252,7 @@ impl Defrag {
         let p = self.pending.remove(key)?;
         self.bytes -= p.data.capacity();
         self.stats.completed += 1;
-        Some(Reassembled {
-            proto: p.proto.unwrap_or_default(),
-            data: p.data,
-        })
+        Some(Reassembled { proto: p.proto.unwrap_or_default(), data: p.data })
     }
 
     fn discard(&mut self, key: &FragKey) {
@@ -372,33 +352,18 @@ mod tests {
 
     fn key(id: u32) -> FragKey {
         let a = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
-        FragKey {
-            src: a,
-            dst: a,
-            id,
-            proto: 17,
-            vlan: None,
-        }
+        FragKey { src: a, dst: a, id, proto: 17, vlan: None }
     }
 
     fn frag(offset: usize, more: bool, data: &[u8]) -> Fragment<'_> {
-        Fragment {
-            offset,
-            more,
-            proto: 17,
-            data,
-        }
+        Fragment { offset, more, proto: 17, data }
     }
 
     /// Splits 0..n bytes into 8-byte fragments.
     fn pieces(payload: &[u8]) -> Vec<Fragment<'_>> {
         let chunks: Vec<_> = payload.chunks(8).collect();
         let last = chunks.len() - 1;
-        chunks
-            .iter()
-            .enumerate()
-            .map(|(i, c)| frag(i * 8, i != last, c))
-            .collect()
+        chunks.iter().enumerate().map(|(i, c)| frag(i * 8, i != last, c)).collect()
     }
 
     #[test]
@@ -424,54 +389,28 @@ mod tests {
     #[test]
     fn duplicates_and_overlaps_keep_first_bytes() {
         let mut d = Defrag::new(DefragConfig::default());
-        assert!(d
-            .insert(0, key(1), frag(0, true, b"AAAAAAAA"))
-            .unwrap()
-            .is_none());
-        assert!(d
-            .insert(0, key(1), frag(0, true, b"AAAAAAAA"))
-            .unwrap()
-            .is_none());
-        assert!(d
-            .insert(0, key(1), frag(4, true, b"xxxxBBBB"))
-            .unwrap()
-            .is_none());
-        let done = d
-            .insert(0, key(1), frag(12, false, b"CC"))
-            .unwrap()
-            .unwrap();
+        assert!(d.insert(0, key(1), frag(0, true, b"AAAAAAAA")).unwrap().is_none());
+        assert!(d.insert(0, key(1), frag(0, true, b"AAAAAAAA")).unwrap().is_none());
+        assert!(d.insert(0, key(1), frag(4, true, b"xxxxBBBB")).unwrap().is_none());
+        let done = d.insert(0, key(1), frag(12, false, b"CC")).unwrap().unwrap();
         assert_eq!(&done.data, b"AAAAAAAABBBBCC");
-        assert_eq!(
-            (d.stats.duplicates, d.stats.overlaps, d.stats.completed),
-            (1, 1, 1)
-        );
+        assert_eq!((d.stats.duplicates, d.stats.overlaps, d.stats.completed), (1, 1, 1));
     }
 
     #[test]
     fn conflicting_ends_discard_the_datagram() {
         let mut d = Defrag::new(DefragConfig::default());
         d.insert(0, key(1), frag(16, false, b"end")).unwrap();
-        assert_eq!(
-            d.insert(0, key(1), frag(16, true, b"more than end")),
-            Err(DropReason::FragmentConflict)
-        );
+        assert_eq!(d.insert(0, key(1), frag(16, true, b"more than end")), Err(DropReason::FragmentConflict));
         assert_eq!(d.len(), 0);
-        d.insert(0, key(2), frag(0, true, b"0123456789abcdef"))
-            .unwrap();
-        assert_eq!(
-            d.insert(0, key(2), frag(8, false, b"x")),
-            Err(DropReason::FragmentConflict)
-        );
+        d.insert(0, key(2), frag(0, true, b"0123456789abcdef")).unwrap();
+        assert_eq!(d.insert(0, key(2), frag(8, false, b"x")), Err(DropReason::FragmentConflict));
         assert_eq!(d.stats.conflicts, 2);
     }
 
     #[test]
     fn caps_evict_oldest_and_count() {
-        let cfg = DefragConfig {
-            max_datagrams: 2,
-            max_total_bytes: 100,
-            ..DefragConfig::default()
-        };
+        let cfg = DefragConfig { max_datagrams: 2, max_total_bytes: 100, ..DefragConfig::default() };
         let mut d = Defrag::new(cfg);
         for id in 0..3 {
             d.insert(0, key(id), frag(0, true, b"12345678")).unwrap();
@@ -481,20 +420,15 @@ mod tests {
         d.insert(0, key(9), frag(88, true, b"12345678")).unwrap();
         assert_eq!((d.len(), d.stats.evicted), (1, 3));
         assert!(d.bytes() <= 100);
-        assert_eq!(
-            d.insert(0, key(9), frag(65_530, true, b"12345678")),
-            Err(DropReason::FragmentTooBig)
-        );
+        assert_eq!(d.insert(0, key(9), frag(65_530, true, b"12345678")), Err(DropReason::FragmentTooBig));
         assert_eq!(d.len(), 0);
     }
 
     #[test]
     fn timeout_sweeps_by_capture_time() {
         let mut d = Defrag::new(DefragConfig::default());
-        d.insert(1_000_000, key(1), frag(0, true, b"12345678"))
-            .unwrap();
-        d.insert(20_000_000, key(2), frag(0, true, b"12345678"))
-            .unwrap();
+        d.insert(1_000_000, key(1), frag(0, true, b"12345678")).unwrap();
+        d.insert(20_000_000, key(2), frag(0, true, b"12345678")).unwrap();
         d.expire(30_999_999);
         assert_eq!(d.len(), 2);
         d.expire(31_000_000);
@@ -505,19 +439,12 @@ mod tests {
 
     #[test]
     fn order_queue_stays_bounded() {
-        let cfg = DefragConfig {
-            max_datagrams: 4,
-            ..DefragConfig::default()
-        };
+        let cfg = DefragConfig { max_datagrams: 4, ..DefragConfig::default() };
         let mut d = Defrag::new(cfg);
-        d.insert(0, key(u32::MAX), frag(0, true, b"12345678"))
-            .unwrap();
+        d.insert(0, key(u32::MAX), frag(0, true, b"12345678")).unwrap();
         for id in 0..1000 {
             d.insert(0, key(id), frag(8, false, b"x")).unwrap();
-            assert!(d
-                .insert(0, key(id), frag(0, true, b"12345678"))
-                .unwrap()
-                .is_some());
+            assert!(d.insert(0, key(id), frag(0, true, b"12345678")).unwrap().is_some());
         }
         assert!(d.order.len() <= 2 * 4 + 64 + 1);
         assert_eq!(d.len(), 1);

@@ -123,36 +123,18 @@ mod tests {
         let mut p = vec![0, 1, 8, 0, 6, 4, 0, 1, 1, 2, 3, 4, 5, 6, 10, 0, 0, 9];
         p.extend_from_slice(&[0xff; 6]);
         p.extend_from_slice(&[10, 0, 0, 9]);
-        let Outcome::Event(Event::Arp(a)) = arp(&p, Some(5)) else {
-            panic!()
-        };
-        assert_eq!(
-            (a.op, a.sender_mac, a.sender_ip),
-            (1, [1, 2, 3, 4, 5, 6], Ipv4Addr::new(10, 0, 0, 9))
-        );
+        let Outcome::Event(Event::Arp(a)) = arp(&p, Some(5)) else { panic!() };
+        assert_eq!((a.op, a.sender_mac, a.sender_ip), (1, [1, 2, 3, 4, 5, 6], Ipv4Addr::new(10, 0, 0, 9)));
         assert!(a.is_gratuitous());
-        assert_eq!(
-            arp(&p[..27], None),
-            Outcome::Ignored(Ignored::OtherEtherType)
-        );
+        assert_eq!(arp(&p[..27], None), Outcome::Ignored(Ignored::OtherEtherType));
     }
 
     #[test]
     fn vrrp_advertisement() {
         let src = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
         let p = [0x21, 51, 100, 1, 0, 1, 0, 0, 10, 0, 0, 100];
-        let want = VrrpEvent {
-            src,
-            version: 2,
-            vrid: 51,
-            priority: 100,
-            addr_count: 1,
-            vlan: None,
-        };
+        let want = VrrpEvent { src, version: 2, vrid: 51, priority: 100, addr_count: 1, vlan: None };
         assert_eq!(vrrp(&p, src, None), Outcome::Event(Event::Vrrp(want)));
-        assert_eq!(
-            vrrp(&p[..7], src, None),
-            Outcome::Ignored(Ignored::OtherIpProto)
-        );
+        assert_eq!(vrrp(&p[..7], src, None), Outcome::Ignored(Ignored::OtherIpProto));
     }
 }

@@ -150,14 +150,7 @@ pub(super) fn ipv6(b: &[u8]) -> Result<Ipv6<'_>, Outcome> {
         n => v6::LEN + n,
     };
     let (next, payload, frag) = ext_headers(b[v6::NEXT_HEADER], &b[v6::LEN..end.min(b.len())])?;
-    Ok(Ipv6 {
-        src: addr6(b, v6::SRC),
-        dst: addr6(b, v6::DST),
-        next,
-        payload,
-        truncated: end > b.len(),
-        frag,
-    })
+    Ok(Ipv6 { src: addr6(b, v6::SRC), dst: addr6(b, v6::DST), next, payload, truncated: end > b.len(), frag })
 }
 
 fn addr6(b: &[u8], at: usize) -> Ipv6Addr {
@@ -168,19 +161,13 @@ fn addr6(b: &[u8], at: usize) -> Ipv6Addr {
 
 /// Walks IPv6 extension headers from `next` over `data`. Also used on a reassembled
 /// fragmentable part, which may start with more extension headers (destination options).
-pub(super) fn ext_headers(
-    mut next: u8,
-    mut data: &[u8],
-) -> Result<(u8, &[u8], Option<Frag6>), Outcome> {
+pub(super) fn ext_headers(mut next: u8, mut data: &[u8]) -> Result<(u8, &[u8], Option<Frag6>), Outcome> {
     let malformed = Outcome::Dropped(DropReason::Ipv6ExtMalformed);
     for _ in 0..=MAX_EXT_HEADERS {
         let len = match next {
-            proto::HOP_BY_HOP
-            | proto::ROUTING
-            | proto::DEST_OPTS
-            | proto::MOBILITY
-            | proto::HIP
-            | proto::SHIM6 => data.get(1).map(|&l| (usize::from(l) + 1) * 8),
+            proto::HOP_BY_HOP | proto::ROUTING | proto::DEST_OPTS | proto::MOBILITY | proto::HIP | proto::SHIM6 => {
+                data.get(1).map(|&l| (usize::from(l) + 1) * 8)
+            }
             proto::AH => data.get(1).map(|&l| (usize::from(l) + 2) * 4),
             proto::FRAGMENT => {
                 if data.len() < v6::FRAG_LEN {
@@ -218,9 +205,7 @@ pub(super) mod tests {
 
     /// An IPv4 header (no options) with the given protocol, flags/offset word and payload.
     pub(crate) fn ipv4_packet(proto: u8, flags_frag: u16, id: u16, payload: &[u8]) -> Vec<u8> {
-        let mut p = vec![
-            0x45, 0, 0, 0, 0, 0, 0, 0, 64, proto, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
-        ];
+        let mut p = vec![0x45, 0, 0, 0, 0, 0, 0, 0, 64, proto, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
         p[2..4].copy_from_slice(&(20 + payload.len() as u16).to_be_bytes());
         p[4..6].copy_from_slice(&id.to_be_bytes());
         p[6..8].copy_from_slice(&flags_frag.to_be_bytes());
@@ -243,19 +228,8 @@ pub(super) mod tests {
         let mut p = ipv4_packet(17, 0x2000 | 3, 77, b"data");
         p.extend_from_slice(&[0; 6]); // Ethernet padding
         let ip = ipv4(&p).unwrap();
-        assert_eq!(
-            (ip.src, ip.dst, ip.proto, ip.id),
-            (
-                Ipv4Addr::new(10, 0, 0, 1),
-                Ipv4Addr::new(10, 0, 0, 2),
-                17,
-                77
-            )
-        );
-        assert_eq!(
-            (ip.frag_offset, ip.more_fragments, ip.payload, ip.truncated),
-            (24, true, &b"data"[..], false)
-        );
+        assert_eq!((ip.src, ip.dst, ip.proto, ip.id), (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2), 17, 77));
+        assert_eq!((ip.frag_offset, ip.more_fragments, ip.payload, ip.truncated), (24, true, &b"data"[..], false));
         let cut = ipv4(&p[..22]).unwrap();
         assert_eq!((cut.payload, cut.truncated), (&b"da"[..], true));
     }
@@ -286,14 +260,7 @@ pub(super) mod tests {
         let ip = ipv6(&p).unwrap();
         assert_eq!(ip.next, 17);
         assert_eq!(ip.payload, b"frag");
-        assert_eq!(
-            ip.frag,
-            Some(Frag6 {
-                offset: 0x500,
-                more: true,
-                id: 42
-            })
-        );
+        assert_eq!(ip.frag, Some(Frag6 { offset: 0x500, more: true, id: 42 }));
 
         let atomic = ipv6_packet(44, &[17, 0, 0, 0, 0, 0, 0, 1, b'x']);
         let ip = ipv6(&atomic).unwrap();
@@ -303,17 +270,11 @@ pub(super) mod tests {
     #[test]
     fn ipv6_bad_chains() {
         let p = ipv6_packet(0, &[17, 3, 0, 0]);
-        assert_eq!(
-            ipv6(&p),
-            Err(Outcome::Dropped(DropReason::Ipv6ExtMalformed))
-        );
+        assert_eq!(ipv6(&p), Err(Outcome::Dropped(DropReason::Ipv6ExtMalformed)));
         let p = ipv6_packet(59, &[]);
         assert_eq!(ipv6(&p), Err(Outcome::Ignored(Ignored::NoPayload)));
         let p = ipv6_packet(0, &[0; 8 * 12]);
         assert_eq!(ipv6(&p), Err(Outcome::Dropped(DropReason::TooDeep)));
-        assert_eq!(
-            ipv6(&p[..39]),
-            Err(Outcome::Dropped(DropReason::Ipv6Malformed))
-        );
+        assert_eq!(ipv6(&p[..39]), Err(Outcome::Dropped(DropReason::Ipv6Malformed)));
     }
 }

@@ -81,10 +81,7 @@ pub(super) fn split<'a>(
 }
 
 /// Ethernet II header plus any VLAN tags.
-pub(super) fn ethernet<'a>(
-    frame: &'a [u8],
-    vlan: &mut Option<u16>,
-) -> Result<(u16, &'a [u8]), DropReason> {
+pub(super) fn ethernet<'a>(frame: &'a [u8], vlan: &mut Option<u16>) -> Result<(u16, &'a [u8]), DropReason> {
     if frame.len() < field::ETH_LEN {
         return Err(DropReason::LinkTruncated);
     }
@@ -107,11 +104,7 @@ fn cooked<'a>(
 
 /// Unwraps 802.1Q / 802.1ad tags (the innermost id wins), then a PPPoE session header
 /// or an MPLS label stack if one follows.
-fn strip_vlans<'a>(
-    mut ty: u16,
-    mut rest: &'a [u8],
-    vlan: &mut Option<u16>,
-) -> Result<(u16, &'a [u8]), DropReason> {
+fn strip_vlans<'a>(mut ty: u16, mut rest: &'a [u8], vlan: &mut Option<u16>) -> Result<(u16, &'a [u8]), DropReason> {
     for _ in 0..=MAX_VLAN_TAGS {
         match ty {
             ethertype::VLAN | ethertype::QINQ | ethertype::QINQ_OLD | ethertype::QINQ_OLD2 => {}
@@ -205,32 +198,17 @@ mod tests {
     fn ethernet_vlan_and_qinq_keep_innermost_id() {
         let mut vlan = None;
         let f = eth(&[], 0x0800);
-        assert_eq!(
-            split(LinkType::Ethernet, &f, &mut vlan),
-            Ok((0x0800, &b"payload"[..]))
-        );
+        assert_eq!(split(LinkType::Ethernet, &f, &mut vlan), Ok((0x0800, &b"payload"[..])));
         assert_eq!(vlan, None);
 
         let f = eth(&[(0x88a8, 200), (0x8100, 0x2000 | 100)], 0x86dd);
-        assert_eq!(
-            split(LinkType::Ethernet, &f, &mut vlan),
-            Ok((0x86dd, &b"payload"[..]))
-        );
+        assert_eq!(split(LinkType::Ethernet, &f, &mut vlan), Ok((0x86dd, &b"payload"[..])));
         assert_eq!(vlan, Some(100), "priority bits masked, inner tag wins");
 
         let f = eth(&[(0x9100, 7); 5], 0x0800);
-        assert_eq!(
-            split(LinkType::Ethernet, &f, &mut vlan),
-            Err(DropReason::TooDeep)
-        );
-        assert_eq!(
-            split(LinkType::Ethernet, &f[..13], &mut vlan),
-            Err(DropReason::LinkTruncated)
-        );
-        assert_eq!(
-            split(LinkType::Ethernet, &f[..16], &mut vlan),
-            Err(DropReason::LinkTruncated)
-        );
+        assert_eq!(split(LinkType::Ethernet, &f, &mut vlan), Err(DropReason::TooDeep));
+        assert_eq!(split(LinkType::Ethernet, &f[..13], &mut vlan), Err(DropReason::LinkTruncated));
+        assert_eq!(split(LinkType::Ethernet, &f[..16], &mut vlan), Err(DropReason::LinkTruncated));
     }
 
     #[test]
@@ -239,29 +217,17 @@ mod tests {
         let mut f = eth(&[], 0x8864);
         f.truncate(14);
         f.extend_from_slice(&[0x11, 0, 0x18, 0xe5, 0x04, 0x31, 0x00, 0x21, 0x45]);
-        assert_eq!(
-            split(LinkType::Ethernet, &f, &mut vlan),
-            Ok((0x0800, &[0x45][..]))
-        );
+        assert_eq!(split(LinkType::Ethernet, &f, &mut vlan), Ok((0x0800, &[0x45][..])));
         f[21] = 0xc0; // LCP
         assert_eq!(split(LinkType::Ethernet, &f, &mut vlan).unwrap().0, 0);
-        assert_eq!(
-            split(LinkType::Ethernet, &f[..21], &mut vlan),
-            Err(DropReason::LinkTruncated)
-        );
+        assert_eq!(split(LinkType::Ethernet, &f[..21], &mut vlan), Err(DropReason::LinkTruncated));
 
         let mut f = eth(&[(0x8100, 5)], 0x8847);
         f.truncate(18);
         f.extend_from_slice(&[0, 1, 0, 64, 0, 2, 1, 64, 0x60]);
-        assert_eq!(
-            split(LinkType::Ethernet, &f, &mut vlan),
-            Ok((0x86dd, &[0x60][..]))
-        );
+        assert_eq!(split(LinkType::Ethernet, &f, &mut vlan), Ok((0x86dd, &[0x60][..])));
         assert_eq!(vlan, Some(5));
-        assert_eq!(
-            split(LinkType::Ethernet, &f[..24], &mut vlan),
-            Err(DropReason::LinkTruncated)
-        );
+        assert_eq!(split(LinkType::Ethernet, &f[..24], &mut vlan), Err(DropReason::LinkTruncated));
     }
 
     #[test]
@@ -270,53 +236,23 @@ mod tests {
         let mut sll = vec![0; 16];
         sll[14..16].copy_from_slice(&0x0800u16.to_be_bytes());
         sll.push(0x45);
-        assert_eq!(
-            split(LinkType::LinuxSll, &sll, &mut vlan),
-            Ok((0x0800, &[0x45][..]))
-        );
+        assert_eq!(split(LinkType::LinuxSll, &sll, &mut vlan), Ok((0x0800, &[0x45][..])));
         let mut sll2 = vec![0; 20];
         sll2[0..2].copy_from_slice(&0x86ddu16.to_be_bytes());
-        assert_eq!(
-            split(LinkType::LinuxSll2, &sll2, &mut vlan),
-            Ok((0x86dd, &[][..]))
-        );
-        assert_eq!(
-            split(LinkType::LinuxSll2, &sll2[..19], &mut vlan),
-            Err(DropReason::LinkTruncated)
-        );
+        assert_eq!(split(LinkType::LinuxSll2, &sll2, &mut vlan), Ok((0x86dd, &[][..])));
+        assert_eq!(split(LinkType::LinuxSll2, &sll2[..19], &mut vlan), Err(DropReason::LinkTruncated));
     }
 
     #[test]
     fn raw_and_loopback() {
         let mut vlan = None;
-        assert_eq!(
-            split(LinkType::Raw, &[0x60], &mut vlan),
-            Ok((0x86dd, &[0x60][..]))
-        );
+        assert_eq!(split(LinkType::Raw, &[0x60], &mut vlan), Ok((0x86dd, &[0x60][..])));
         assert_eq!(split(LinkType::Raw, &[], &mut vlan), Ok((0, &[][..])));
-        assert_eq!(
-            split(LinkType::Null, &[2, 0, 0, 0, 0x45], &mut vlan),
-            Ok((0x0800, &[0x45][..]))
-        );
-        assert_eq!(
-            split(LinkType::Loop, &[0, 0, 0, 24], &mut vlan),
-            Ok((0x86dd, &[][..]))
-        );
-        assert_eq!(
-            split(LinkType::Null, &[30, 0, 0, 0], &mut vlan),
-            Ok((0x86dd, &[][..]))
-        );
-        assert_eq!(
-            split(LinkType::Null, &[7, 0, 0, 0], &mut vlan),
-            Ok((0, &[][..]))
-        );
-        assert_eq!(
-            split(LinkType::Null, &[2, 0], &mut vlan),
-            Err(DropReason::LinkTruncated)
-        );
-        assert_eq!(
-            split(LinkType::Unknown(147), &[], &mut vlan),
-            Err(DropReason::UnknownLinkType)
-        );
+        assert_eq!(split(LinkType::Null, &[2, 0, 0, 0, 0x45], &mut vlan), Ok((0x0800, &[0x45][..])));
+        assert_eq!(split(LinkType::Loop, &[0, 0, 0, 24], &mut vlan), Ok((0x86dd, &[][..])));
+        assert_eq!(split(LinkType::Null, &[30, 0, 0, 0], &mut vlan), Ok((0x86dd, &[][..])));
+        assert_eq!(split(LinkType::Null, &[7, 0, 0, 0], &mut vlan), Ok((0, &[][..])));
+        assert_eq!(split(LinkType::Null, &[2, 0], &mut vlan), Err(DropReason::LinkTruncated));
+        assert_eq!(split(LinkType::Unknown(147), &[], &mut vlan), Err(DropReason::UnknownLinkType));
     }
 }

@@ -42,10 +42,7 @@ pub(super) struct Ports {
 }
 
 fn ports(b: &[u8]) -> Ports {
-    Ports {
-        src: be16(b, 0),
-        dst: be16(b, 2),
-    }
+    Ports { src: be16(b, 0), dst: be16(b, 2) }
 }
 
 /// Parses a UDP header. Returns the payload cut to the UDP length (padding removed) and
@@ -72,11 +69,7 @@ pub(super) fn tcp(b: &[u8]) -> Result<(Ports, TcpInfo, &[u8]), DropReason> {
     if header_len < tcp::MIN_LEN || header_len > b.len() {
         return Err(DropReason::TcpMalformed);
     }
-    let info = TcpInfo {
-        seq: be32(b, tcp::SEQ),
-        ack: be32(b, tcp::ACK),
-        flags: TcpFlags(b[tcp::FLAGS]),
-    };
+    let info = TcpInfo { seq: be32(b, tcp::SEQ), ack: be32(b, tcp::ACK), flags: TcpFlags(b[tcp::FLAGS]) };
     Ok((ports(b), info, &b[header_len..]))
 }
 
@@ -97,11 +90,7 @@ pub(super) fn sctp(b: &[u8], mut each: impl FnMut(Ports, &[u8])) -> Result<usize
         let len = usize::from(be16(rest, sctp::CHUNK_LENGTH));
         // A truncated last chunk is tolerated: the messages before it are good.
         let Some(chunk) = rest.get(..len).filter(|_| len >= sctp::CHUNK_HEADER_LEN) else {
-            return if len < sctp::CHUNK_HEADER_LEN {
-                Err(DropReason::SctpMalformed)
-            } else {
-                Ok(found)
-            };
+            return if len < sctp::CHUNK_HEADER_LEN { Err(DropReason::SctpMalformed) } else { Ok(found) };
         };
         if let Some(message) = user_message(chunk) {
             each(ports, message);
@@ -121,9 +110,7 @@ fn user_message(chunk: &[u8]) -> Option<&[u8]> {
         _ => return None,
     };
     let whole = chunk[sctp::CHUNK_FLAGS] & sctp::WHOLE_MESSAGE == sctp::WHOLE_MESSAGE;
-    chunk
-        .get(header_len..)
-        .filter(|data| whole && !data.is_empty())
+    chunk.get(header_len..).filter(|data| whole && !data.is_empty())
 }
 
 #[cfg(test)]
@@ -132,31 +119,9 @@ mod tests {
 
     #[test]
     fn udp_lengths() {
-        let mut d = vec![
-            0x13, 0xc4, 0x13, 0xc5, 0, 12, 0, 0, b'a', b'b', b'c', b'd', 0, 0,
-        ];
-        assert_eq!(
-            udp(&d),
-            Ok((
-                Ports {
-                    src: 5060,
-                    dst: 5061
-                },
-                &b"abcd"[..],
-                false
-            ))
-        );
-        assert_eq!(
-            udp(&d[..10]),
-            Ok((
-                Ports {
-                    src: 5060,
-                    dst: 5061
-                },
-                &b"ab"[..],
-                true
-            ))
-        );
+        let mut d = vec![0x13, 0xc4, 0x13, 0xc5, 0, 12, 0, 0, b'a', b'b', b'c', b'd', 0, 0];
+        assert_eq!(udp(&d), Ok((Ports { src: 5060, dst: 5061 }, &b"abcd"[..], false)));
+        assert_eq!(udp(&d[..10]), Ok((Ports { src: 5060, dst: 5061 }, &b"ab"[..], true)));
         d[5] = 0;
         assert_eq!(udp(&d).unwrap().1.len(), 6);
         d[5] = 7;
@@ -166,20 +131,11 @@ mod tests {
 
     #[test]
     fn tcp_header_and_options() {
-        let mut s = vec![
-            0, 1, 0, 2, 0, 0, 0, 9, 0, 0, 0, 7, 0x60, 0x18, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1,
-        ];
+        let mut s = vec![0, 1, 0, 2, 0, 0, 0, 9, 0, 0, 0, 7, 0x60, 0x18, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1];
         s.extend_from_slice(b"INVITE");
         let (p, info, payload) = tcp(&s).unwrap();
         assert_eq!(p, Ports { src: 1, dst: 2 });
-        assert_eq!(
-            info,
-            TcpInfo {
-                seq: 9,
-                ack: 7,
-                flags: TcpFlags(0x18)
-            }
-        );
+        assert_eq!(info, TcpInfo { seq: 9, ack: 7, flags: TcpFlags(0x18) });
         assert!(info.flags.contains(TcpFlags::PSH) && !info.flags.contains(TcpFlags::SYN));
         assert_eq!(payload, b"INVITE");
         s[12] = 0x40;
@@ -209,10 +165,7 @@ mod tests {
         let mut got = Vec::new();
         let n = sctp(&p, |ports, m| got.push((ports.src, m.to_vec()))).unwrap();
         assert_eq!(n, 2);
-        assert_eq!(
-            got,
-            vec![(5060, b"OPTIONS".to_vec()), (5060, b"idata".to_vec())]
-        );
+        assert_eq!(got, vec![(5060, b"OPTIONS".to_vec()), (5060, b"idata".to_vec())]);
 
         // Cut in the last chunk: earlier messages still count.
         let n = sctp(&p[..p.len() - 4], |_, _| {}).unwrap();

@@ -50,10 +50,7 @@ pub(super) fn gre(b: &[u8]) -> Result<Inner<'_>, Outcome> {
     if flags & gre::ROUTING != 0 {
         return Err(Outcome::Dropped(DropReason::GreMalformed));
     }
-    let optional = [gre::CHECKSUM, gre::KEY, gre::SEQUENCE]
-        .iter()
-        .filter(|&&bit| flags & bit != 0)
-        .count();
+    let optional = [gre::CHECKSUM, gre::KEY, gre::SEQUENCE].iter().filter(|&&bit| flags & bit != 0).count();
     let Some(payload) = b.get(gre::BASE_LEN + 4 * optional..) else {
         return Err(Outcome::Dropped(DropReason::GreMalformed));
     };
@@ -83,9 +80,7 @@ fn erspan3(b: &[u8]) -> Result<Inner<'_>, Outcome> {
     if b[erspan::TYPE3_FLAGS] & erspan::TYPE3_OPTIONAL != 0 {
         len += erspan::TYPE3_SUBHEADER_LEN;
     }
-    b.get(len..)
-        .map(Inner::Ethernet)
-        .ok_or(Outcome::Dropped(DropReason::ErspanMalformed))
+    b.get(len..).map(Inner::Ethernet).ok_or(Outcome::Dropped(DropReason::ErspanMalformed))
 }
 
 #[cfg(test)]
@@ -94,57 +89,32 @@ mod tests {
 
     #[test]
     fn gre_optional_fields_and_protocols() {
-        assert_eq!(
-            gre(&[0, 0, 0x08, 0x00, 0x45]),
-            Ok(Inner::Ip(0x0800, &[0x45][..]))
-        );
+        assert_eq!(gre(&[0, 0, 0x08, 0x00, 0x45]), Ok(Inner::Ip(0x0800, &[0x45][..])));
         // Checksum + key present: 8 more bytes.
         let mut p = vec![0xa0, 0, 0x65, 0x58];
         p.extend_from_slice(&[0; 8]);
         p.push(0xee);
         assert_eq!(gre(&p), Ok(Inner::Ethernet(&[0xee][..])));
-        assert_eq!(
-            gre(&p[..8]),
-            Err(Outcome::Dropped(DropReason::GreMalformed))
-        );
-        assert_eq!(
-            gre(&[0, 1, 0x88, 0x0b]),
-            Err(Outcome::Ignored(Ignored::OtherGreProto))
-        );
-        assert_eq!(
-            gre(&[0x40, 0, 0x08, 0x00]),
-            Err(Outcome::Dropped(DropReason::GreMalformed))
-        );
-        assert_eq!(
-            gre(&[0, 0, 0x12, 0x34]),
-            Err(Outcome::Ignored(Ignored::OtherGreProto))
-        );
+        assert_eq!(gre(&p[..8]), Err(Outcome::Dropped(DropReason::GreMalformed)));
+        assert_eq!(gre(&[0, 1, 0x88, 0x0b]), Err(Outcome::Ignored(Ignored::OtherGreProto)));
+        assert_eq!(gre(&[0x40, 0, 0x08, 0x00]), Err(Outcome::Dropped(DropReason::GreMalformed)));
+        assert_eq!(gre(&[0, 0, 0x12, 0x34]), Err(Outcome::Ignored(Ignored::OtherGreProto)));
     }
 
     #[test]
     fn erspan_types() {
         // Type I: no sequence bit, frame right after GRE.
-        assert_eq!(
-            gre(&[0, 0, 0x88, 0xbe, 0xee]),
-            Ok(Inner::Ethernet(&[0xee][..]))
-        );
+        assert_eq!(gre(&[0, 0, 0x88, 0xbe, 0xee]), Ok(Inner::Ethernet(&[0xee][..])));
         // Type II: sequence number, then an 8-byte header with version 1.
-        let mut p = vec![
-            0x10, 0, 0x88, 0xbe, 0, 0, 0, 1, 0x10, 0x64, 0, 1, 0, 0, 0, 0, 0xee,
-        ];
+        let mut p = vec![0x10, 0, 0x88, 0xbe, 0, 0, 0, 1, 0x10, 0x64, 0, 1, 0, 0, 0, 0, 0xee];
         assert_eq!(gre(&p), Ok(Inner::Ethernet(&[0xee][..])));
         p[8] = 0x20;
         assert_eq!(gre(&p), Err(Outcome::Dropped(DropReason::ErspanMalformed)));
         // Type III with the optional subheader.
-        let mut p = vec![
-            0x10, 0, 0x22, 0xeb, 0, 0, 0, 1, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01,
-        ];
+        let mut p = vec![0x10, 0, 0x22, 0xeb, 0, 0, 0, 1, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01];
         p.extend_from_slice(&[0; 8]);
         p.push(0xee);
         assert_eq!(gre(&p), Ok(Inner::Ethernet(&[0xee][..])));
-        assert_eq!(
-            gre(&p[..20]),
-            Err(Outcome::Dropped(DropReason::ErspanMalformed))
-        );
+        assert_eq!(gre(&p[..20]), Err(Outcome::Dropped(DropReason::ErspanMalformed)));
     }
 }

@@ -24,14 +24,7 @@ impl<R: Read> ReadBuf<R> {
     /// Wraps `inner` with a buffer of `capacity` bytes (the largest contiguous window a
     /// caller may ask for).
     pub(crate) fn new(inner: R, capacity: usize) -> Self {
-        Self {
-            inner,
-            buf: vec![0; capacity].into_boxed_slice(),
-            start: 0,
-            end: 0,
-            offset: 0,
-            eof: false,
-        }
+        Self { inner, buf: vec![0; capacity].into_boxed_slice(), start: 0, end: 0, offset: 0, eof: false }
     }
 
     /// File offset of the first unread byte.

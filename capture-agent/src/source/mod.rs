@@ -239,13 +239,7 @@ impl<R: Read> PcapFile<R> {
     pub fn from_reader(reader: R, size: Option<u64>) -> Result<Self, SourceError> {
         let mut buf = ReadBuf::new(reader, BUFFER_LEN);
         let format = open_format(&mut buf)?;
-        Ok(Self {
-            buf,
-            format,
-            pending: 0,
-            size,
-            done: false,
-        })
+        Ok(Self { buf, format, pending: 0, size, done: false })
     }
 
     /// The next packet, or `Ok(None)` at the end of the file. Skips pcapng blocks that
@@ -272,12 +266,7 @@ impl<R: Read> PcapFile<R> {
         };
         self.pending = rec.record_len;
         let data = &self.buf.available()[rec.data_start..rec.data_start + rec.data_len];
-        Ok(Some(RawPacket {
-            ts: rec.ts,
-            link_type: rec.link_type,
-            data,
-            orig_len: rec.orig_len,
-        }))
+        Ok(Some(RawPacket { ts: rec.ts, link_type: rec.link_type, data, orig_len: rec.orig_len }))
     }
 
     /// Bytes of the file consumed so far (up to the end of the last packet returned):
@@ -301,11 +290,7 @@ impl<R: Read> PcapFile<R> {
 fn open_format<R: Read>(buf: &mut ReadBuf<R>) -> Result<Format, SourceError> {
     if !buf.fill(4)? {
         let available = buf.available().len() as u64;
-        return Err(SourceError::Truncated {
-            offset: 0,
-            needed: 4,
-            available,
-        });
+        return Err(SourceError::Truncated { offset: 0, needed: 4, available });
     }
     let mut magic = [0; 4];
     magic.copy_from_slice(&buf.available()[..4]);
@@ -328,11 +313,7 @@ fn fill_record<R: Read>(buf: &mut ReadBuf<R>, n: usize) -> Result<bool, SourceEr
     if available == 0 {
         return Ok(false);
     }
-    Err(SourceError::Truncated {
-        offset: buf.offset(),
-        needed: n as u64,
-        available,
-    })
+    Err(SourceError::Truncated { offset: buf.offset(), needed: n as u64, available })
 }
 
 /// Reads a `u16`/`u32` in the file's byte order. Callers have checked the length.
@@ -378,20 +359,14 @@ mod tests {
         let err = PcapFile::from_reader(&b"GMBU\0\x02\x01\0"[..], None).unwrap_err();
         assert!(matches!(err, SourceError::UnknownFormat { magic } if &magic == b"GMBU"));
         let text = err.to_string();
-        assert!(
-            text.contains("47 4d 42 55") && text.contains("Network Monitor"),
-            "{text}"
-        );
+        assert!(text.contains("47 4d 42 55") && text.contains("Network Monitor"), "{text}");
     }
 
     #[test]
     fn empty_and_tiny_inputs_are_truncated() {
         for input in [&b""[..], &b"\xd4\xc3"[..]] {
             let err = PcapFile::from_reader(input, None).unwrap_err();
-            assert!(
-                matches!(err, SourceError::Truncated { offset: 0, .. }),
-                "{err}"
-            );
+            assert!(matches!(err, SourceError::Truncated { offset: 0, .. }), "{err}");
         }
     }
 }

@@ -41,37 +41,22 @@ pub(super) struct Header {
 impl Header {
     /// Parses the file header if `magic` is a pcap magic (`Ok(None)` otherwise) and
     /// consumes it.
-    pub(super) fn read<R: Read>(
-        magic: [u8; 4],
-        buf: &mut ReadBuf<R>,
-    ) -> Result<Option<Self>, SourceError> {
+    pub(super) fn read<R: Read>(magic: [u8; 4], buf: &mut ReadBuf<R>) -> Result<Option<Self>, SourceError> {
         let Some((endian, nanos, record_header_len)) = classify(magic) else {
             return Ok(None);
         };
         if !buf.fill(field::FILE_HEADER_LEN)? {
             let available = buf.available().len() as u64;
-            return Err(SourceError::Truncated {
-                offset: 0,
-                needed: field::FILE_HEADER_LEN as u64,
-                available,
-            });
+            return Err(SourceError::Truncated { offset: 0, needed: field::FILE_HEADER_LEN as u64, available });
         }
         let b = buf.available();
         if endian.u16(b, field::VERSION_MAJOR) != 2 {
-            return Err(SourceError::Malformed {
-                offset: 4,
-                what: "pcap major version is not 2",
-            });
+            return Err(SourceError::Malformed { offset: 4, what: "pcap major version is not 2" });
         }
         // The upper 16 bits carry FCS-length flags (pcap spec), not the link type.
         let link_type = LinkType::from(endian.u32(b, field::LINK_TYPE) & 0xffff);
         buf.consume(field::FILE_HEADER_LEN);
-        Ok(Some(Self {
-            endian,
-            nanos,
-            link_type,
-            record_header_len,
-        }))
+        Ok(Some(Self { endian, nanos, link_type, record_header_len }))
     }
 }
 
@@ -90,10 +75,7 @@ fn classify(magic: [u8; 4]) -> Option<(Endian, bool, usize)> {
 }
 
 /// Locates the next record in the buffer without consuming it.
-pub(super) fn next_record<R: Read>(
-    h: &Header,
-    buf: &mut ReadBuf<R>,
-) -> Result<Option<Record>, SourceError> {
+pub(super) fn next_record<R: Read>(h: &Header, buf: &mut ReadBuf<R>) -> Result<Option<Record>, SourceError> {
     let hlen = h.record_header_len;
     if !fill_record(buf, hlen)? {
         return Ok(None);
@@ -172,15 +154,7 @@ mod tests {
             let us = build(big, MAGIC_MICROS, 1, &[(10, 999_999, b"abc"), (11, 5, b"")]);
             let got = read_all(&us);
             assert_eq!(got.len(), 2);
-            assert_eq!(
-                got[0],
-                (
-                    Timestamp::new(10, 999_999),
-                    LinkType::Ethernet,
-                    b"abc".to_vec(),
-                    13
-                )
-            );
+            assert_eq!(got[0], (Timestamp::new(10, 999_999), LinkType::Ethernet, b"abc".to_vec(), 13));
             assert_eq!(got[1].0, Timestamp::new(11, 5));
 
             let ns = build(big, MAGIC_NANOS, 113, &[(10, 123_456_789, b"x")]);
@@ -199,36 +173,18 @@ mod tests {
         let mut f = PcapFile::from_reader(&bytes[..], None).unwrap();
         assert!(f.next_packet().unwrap().is_some());
         let err = f.next_packet().unwrap_err();
-        assert!(
-            matches!(err, SourceError::RecordTooLarge { offset: 42, .. }),
-            "{err}"
-        );
+        assert!(matches!(err, SourceError::RecordTooLarge { offset: 42, .. }), "{err}");
         assert!(f.next_packet().unwrap().is_none(), "errors are terminal");
     }
 
     #[test]
     fn truncated_record_reports_its_offset() {
-        let bytes = build(
-            false,
-            MAGIC_MICROS,
-            1,
-            &[(1, 0, b"first"), (2, 0, b"second")],
-        );
+        let bytes = build(false, MAGIC_MICROS, 1, &[(1, 0, b"first"), (2, 0, b"second")]);
         let cut = &bytes[..bytes.len() - 3];
         let mut f = PcapFile::from_reader(cut, None).unwrap();
         assert_eq!(f.next_packet().unwrap().unwrap().data, b"first");
         assert_eq!(f.bytes_read(), 24 + 16 + 5);
         let err = f.next_packet().unwrap_err();
-        assert!(
-            matches!(
-                err,
-                SourceError::Truncated {
-                    offset: 45,
-                    needed: 22,
-                    available: 19
-                }
-            ),
-            "{err}"
-        );
+        assert!(matches!(err, SourceError::Truncated { offset: 45, needed: 22, available: 19 }), "{err}");
     }
 }

@@ -84,11 +84,7 @@ pub(super) struct Sections {
 impl Sections {
     /// Reads the first Section Header Block (the caller saw its type bytes).
     pub(super) fn read<R: Read>(buf: &mut ReadBuf<R>) -> Result<Self, SourceError> {
-        let mut s = Self {
-            endian: Endian::Little,
-            interfaces: Vec::new(),
-            last_ts: Timestamp::default(),
-        };
+        let mut s = Self { endian: Endian::Little, interfaces: Vec::new(), last_ts: Timestamp::default() };
         s.read_shb(buf)?;
         Ok(s)
     }
@@ -101,20 +97,12 @@ impl Sections {
         self.endian = match u32::from_be_bytes([bom[0], bom[1], bom[2], bom[3]]) {
             BYTE_ORDER_MAGIC => Endian::Big,
             m if m.swap_bytes() == BYTE_ORDER_MAGIC => Endian::Little,
-            _ => {
-                return Err(SourceError::Malformed {
-                    offset: start + 8,
-                    what: "pcapng byte-order magic invalid",
-                })
-            }
+            _ => return Err(SourceError::Malformed { offset: start + 8, what: "pcapng byte-order magic invalid" }),
         };
         let len = self.block_len(buf, field::SHB_MIN_LEN)?;
         fill_required(buf, len)?;
         if self.endian.u16(buf.available(), field::SHB_VERSION_MAJOR) != 1 {
-            return Err(SourceError::Malformed {
-                offset: start,
-                what: "pcapng major version is not 1",
-            });
+            return Err(SourceError::Malformed { offset: start, what: "pcapng major version is not 1" });
         }
         self.interfaces.clear();
         buf.consume(len);
@@ -125,10 +113,7 @@ impl Sections {
     fn block_len<R: Read>(&self, buf: &ReadBuf<R>, min: usize) -> Result<usize, SourceError> {
         let len = self.endian.u32(buf.available(), 4) as usize;
         if len < min || len & 3 != 0 {
-            return Err(SourceError::Malformed {
-                offset: buf.offset(),
-                what: "pcapng block length invalid",
-            });
+            return Err(SourceError::Malformed { offset: buf.offset(), what: "pcapng block length invalid" });
         }
         if len > MAX_BLOCK_LEN {
             let (offset, len, max) = (buf.offset(), len as u64, MAX_BLOCK_LEN as u64);
@@ -139,11 +124,7 @@ impl Sections {
 
     fn read_idb(&mut self, b: &[u8]) {
         let link_type = LinkType::from(u32::from(self.endian.u16(b, field::IDB_LINK_TYPE)));
-        let mut iface = Interface {
-            link_type,
-            resolution: Resolution::Pow10(6),
-            offset_sec: 0,
-        };
+        let mut iface = Interface { link_type, resolution: Resolution::Pow10(6), offset_sec: 0 };
         let mut options = b.get(field::IDB_OPTIONS..b.len() - 4).unwrap_or_default();
         // Options are code, length, value padded to 4 bytes. A malformed list just ends
         // the scan: the defaults are the right guess for a sloppy writer.
@@ -159,66 +140,37 @@ impl Sections {
                 option::IF_TSOFFSET if len == 8 => {
                     let hi = u64::from(self.endian.u32(value, 0));
                     let lo = u64::from(self.endian.u32(value, 4));
-                    let joined = if self.endian == Endian::Big {
-                        (hi << 32) | lo
-                    } else {
-                        (lo << 32) | hi
-                    };
+                    let joined = if self.endian == Endian::Big { (hi << 32) | lo } else { (lo << 32) | hi };
                     iface.offset_sec = joined as i64;
                 }
                 _ => {}
             }
-            options = options
-                .get(4 + len.next_multiple_of(4)..)
-                .unwrap_or_default();
+            options = options.get(4 + len.next_multiple_of(4)..).unwrap_or_default();
         }
         self.interfaces.push(iface);
     }
 
     fn interface(&self, id: u32, offset: u64) -> Result<Interface, SourceError> {
         let found = self.interfaces.get(id as usize).copied();
-        found.ok_or(SourceError::Malformed {
-            offset,
-            what: "packet block names an interface no IDB described",
-        })
+        found.ok_or(SourceError::Malformed { offset, what: "packet block names an interface no IDB described" })
     }
 
     /// Parses an EPB or PB (`wide_id`: EPB's 32-bit interface id vs PB's 16-bit one).
-    fn packet_block(
-        &mut self,
-        b: &[u8],
-        offset: u64,
-        wide_id: bool,
-    ) -> Result<Record, SourceError> {
+    fn packet_block(&mut self, b: &[u8], offset: u64, wide_id: bool) -> Result<Record, SourceError> {
         if b.len() < field::PKT_DATA + 4 {
-            return Err(SourceError::Malformed {
-                offset,
-                what: "packet block too short",
-            });
+            return Err(SourceError::Malformed { offset, what: "packet block too short" });
         }
         let e = self.endian;
-        let id = if wide_id {
-            e.u32(b, field::PKT_INTERFACE)
-        } else {
-            u32::from(e.u16(b, field::PKT_INTERFACE))
-        };
+        let id = if wide_id { e.u32(b, field::PKT_INTERFACE) } else { u32::from(e.u16(b, field::PKT_INTERFACE)) };
         let iface = self.interface(id, offset)?;
         let cap_len = e.u32(b, field::PKT_CAP_LEN) as usize;
         if cap_len > MAX_PACKET_LEN {
-            return Err(SourceError::RecordTooLarge {
-                offset,
-                len: cap_len as u64,
-                max: MAX_PACKET_LEN as u64,
-            });
+            return Err(SourceError::RecordTooLarge { offset, len: cap_len as u64, max: MAX_PACKET_LEN as u64 });
         }
         if field::PKT_DATA + cap_len > b.len() - 4 {
-            return Err(SourceError::Malformed {
-                offset,
-                what: "captured length exceeds its block",
-            });
+            return Err(SourceError::Malformed { offset, what: "captured length exceeds its block" });
         }
-        let raw_ts = (u64::from(e.u32(b, field::PKT_TS_HIGH)) << 32)
-            | u64::from(e.u32(b, field::PKT_TS_LOW));
+        let raw_ts = (u64::from(e.u32(b, field::PKT_TS_HIGH)) << 32) | u64::from(e.u32(b, field::PKT_TS_LOW));
         let ts = to_timestamp(raw_ts, iface.resolution, iface.offset_sec);
         self.last_ts = ts;
         Ok(Record {
@@ -249,10 +201,7 @@ impl Sections {
 }
 
 /// Locates the next packet, reading section and interface blocks and skipping others.
-pub(super) fn next_record<R: Read>(
-    s: &mut Sections,
-    buf: &mut ReadBuf<R>,
-) -> Result<Option<Record>, SourceError> {
+pub(super) fn next_record<R: Read>(s: &mut Sections, buf: &mut ReadBuf<R>) -> Result<Option<Record>, SourceError> {
     loop {
         if !fill_record(buf, field::BLOCK_HEADER_LEN)? {
             return Ok(None);
@@ -271,10 +220,7 @@ pub(super) fn next_record<R: Read>(
         fill_record(buf, len)?;
         let b = &buf.available()[..len];
         if s.endian.u32(b, len - 4) as usize != len {
-            return Err(SourceError::Malformed {
-                offset,
-                what: "pcapng block trailer length differs from header",
-            });
+            return Err(SourceError::Malformed { offset, what: "pcapng block trailer length differs from header" });
         }
         match kind {
             block::IDB => {
@@ -292,18 +238,11 @@ fn skip_block<R: Read>(s: &Sections, buf: &mut ReadBuf<R>) -> Result<(), SourceE
     let offset = buf.offset();
     let len = u64::from(s.endian.u32(buf.available(), 4));
     if len < field::BLOCK_OVERHEAD as u64 || len & 3 != 0 {
-        return Err(SourceError::Malformed {
-            offset,
-            what: "pcapng block length invalid",
-        });
+        return Err(SourceError::Malformed { offset, what: "pcapng block length invalid" });
     }
     let skipped = buf.skip(len)?;
     if skipped < len {
-        return Err(SourceError::Truncated {
-            offset,
-            needed: len,
-            available: skipped,
-        });
+        return Err(SourceError::Truncated { offset, needed: len, available: skipped });
     }
     Ok(())
 }
@@ -314,11 +253,7 @@ fn fill_required<R: Read>(buf: &mut ReadBuf<R>, n: usize) -> Result<(), SourceEr
     if fill_record(buf, n)? {
         Ok(())
     } else {
-        Err(SourceError::Truncated {
-            offset: buf.offset(),
-            needed: n as u64,
-            available: 0,
-        })
+        Err(SourceError::Truncated { offset: buf.offset(), needed: n as u64, available: 0 })
     }
 }
 
@@ -338,11 +273,7 @@ fn to_timestamp(raw: u64, res: Resolution, offset_sec: i64) -> Timestamp {
         Resolution::Pow10(n) => {
             let per_sec = 10u64.pow(n.min(19));
             let frac = raw % per_sec;
-            let usec = if n >= 6 {
-                frac / 10u64.pow(n.min(19) - 6)
-            } else {
-                frac * 10u64.pow(6 - n)
-            };
+            let usec = if n >= 6 { frac / 10u64.pow(n.min(19) - 6) } else { frac * 10u64.pow(6 - n) };
             (raw / per_sec, usec)
         }
         Resolution::Pow2(n) => {
@@ -386,10 +317,7 @@ mod tests {
             self.out.extend_from_slice(&k);
             self.out.extend_from_slice(&l);
             self.out.extend_from_slice(body);
-            self.out.resize(
-                self.out.len() + body.len().next_multiple_of(4) - body.len(),
-                0,
-            );
+            self.out.resize(self.out.len() + body.len().next_multiple_of(4) - body.len(), 0);
             self.out.extend_from_slice(&l);
         }
         fn shb(&mut self) {
@@ -449,10 +377,7 @@ mod tests {
     #[test]
     fn sections_interfaces_and_all_packet_blocks() {
         // Two sections in different byte orders, the second restarting interface ids.
-        let mut w = Writer {
-            big: false,
-            out: Vec::new(),
-        };
+        let mut w = Writer { big: false, out: Vec::new() };
         w.shb();
         w.idb(1, None);
         w.idb(113, Some(9));
@@ -460,81 +385,39 @@ mod tests {
         w.epb(0, 1_700_000_000_123_456, b"eth");
         w.epb(1, 1_700_000_001_987_654_321, b"sll!!");
         w.spb(b"simple");
-        let mut w2 = Writer {
-            big: true,
-            out: std::mem::take(&mut w.out),
-        };
+        let mut w2 = Writer { big: true, out: std::mem::take(&mut w.out) };
         w2.shb();
         w2.idb(101, Some(0x80 | 10));
         w2.pb(0, (5 << 10) | 512, b"raw");
         let got = read_all(&w2.out);
         assert_eq!(got.len(), 4);
-        assert_eq!(
-            got[0],
-            (
-                Timestamp::new(1_700_000_000, 123_456),
-                LinkType::Ethernet,
-                b"eth".to_vec()
-            )
-        );
-        assert_eq!(
-            got[1],
-            (
-                Timestamp::new(1_700_000_001, 987_654),
-                LinkType::LinuxSll,
-                b"sll!!".to_vec()
-            )
-        );
-        assert_eq!(
-            got[2],
-            (
-                Timestamp::new(1_700_000_001, 987_654),
-                LinkType::Ethernet,
-                b"simple".to_vec()
-            )
-        );
-        assert_eq!(
-            got[3],
-            (Timestamp::new(5, 500_000), LinkType::Raw, b"raw".to_vec())
-        );
+        assert_eq!(got[0], (Timestamp::new(1_700_000_000, 123_456), LinkType::Ethernet, b"eth".to_vec()));
+        assert_eq!(got[1], (Timestamp::new(1_700_000_001, 987_654), LinkType::LinuxSll, b"sll!!".to_vec()));
+        assert_eq!(got[2], (Timestamp::new(1_700_000_001, 987_654), LinkType::Ethernet, b"simple".to_vec()));
+        assert_eq!(got[3], (Timestamp::new(5, 500_000), LinkType::Raw, b"raw".to_vec()));
     }
 
     #[test]
     fn unknown_interface_and_bad_trailer_are_errors() {
-        let mut w = Writer {
-            big: false,
-            out: Vec::new(),
-        };
+        let mut w = Writer { big: false, out: Vec::new() };
         w.shb();
         w.epb(0, 0, b"x");
         let mut f = PcapFile::from_reader(&w.out[..], None).unwrap();
-        assert!(matches!(
-            f.next_packet(),
-            Err(SourceError::Malformed { offset: 28, .. })
-        ));
+        assert!(matches!(f.next_packet(), Err(SourceError::Malformed { offset: 28, .. })));
 
-        let mut w = Writer {
-            big: false,
-            out: Vec::new(),
-        };
+        let mut w = Writer { big: false, out: Vec::new() };
         w.shb();
         w.idb(1, None);
         w.epb(0, 0, b"x");
         let last = w.out.len() - 4;
         w.out[last] ^= 4;
         let mut f = PcapFile::from_reader(&w.out[..], None).unwrap();
-        assert!(matches!(
-            f.next_packet(),
-            Err(SourceError::Malformed { .. })
-        ));
+        assert!(matches!(f.next_packet(), Err(SourceError::Malformed { .. })));
     }
 
     #[test]
     fn huge_skipped_block_is_streamed_past() {
-        let mut w = Writer {
-            big: false,
-            out: Vec::new(),
-        };
+        let mut w = Writer { big: false, out: Vec::new() };
         w.shb();
         w.idb(1, None);
         w.block(0x0bad, &vec![7; super::super::BUFFER_LEN * 2]);
@@ -546,22 +429,10 @@ mod tests {
 
     #[test]
     fn timestamp_resolutions() {
-        assert_eq!(
-            to_timestamp(1_500, Resolution::Pow10(3), 0),
-            Timestamp::new(1, 500_000)
-        );
-        assert_eq!(
-            to_timestamp(7, Resolution::Pow10(0), 10),
-            Timestamp::new(17, 0)
-        );
+        assert_eq!(to_timestamp(1_500, Resolution::Pow10(3), 0), Timestamp::new(1, 500_000));
+        assert_eq!(to_timestamp(7, Resolution::Pow10(0), 10), Timestamp::new(17, 0));
         assert!(to_timestamp(u64::MAX, Resolution::Pow10(200), 0).usec < 1_000_000);
-        assert_eq!(
-            to_timestamp(3 << 20 | 1 << 19, Resolution::Pow2(20), 0),
-            Timestamp::new(3, 500_000)
-        );
-        assert_eq!(
-            to_timestamp(5, Resolution::Pow2(127), -100),
-            Timestamp::new(0, 0)
-        );
+        assert_eq!(to_timestamp(3 << 20 | 1 << 19, Resolution::Pow2(20), 0), Timestamp::new(3, 500_000));
+        assert_eq!(to_timestamp(5, Resolution::Pow2(127), -100), Timestamp::new(0, 0));
     }
 }

@@ -25,8 +25,7 @@ pub struct Expected {
 
 /// Parses `analysis_oneline.tsv`, keyed by path relative to the corpus root.
 pub fn expectations() -> HashMap<String, Expected> {
-    let text = std::fs::read_to_string(corpus_dir().join("analysis_oneline.tsv"))
-        .expect("analysis_oneline.tsv");
+    let text = std::fs::read_to_string(corpus_dir().join("analysis_oneline.tsv")).expect("analysis_oneline.tsv");
     let mut out = HashMap::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let mut cols = line.split('\t');
@@ -57,12 +56,7 @@ pub fn capture_files() -> Vec<String> {
         walk(&root.join(top), &mut |p| {
             let name = p.file_name().unwrap().to_string_lossy().to_string();
             if name.contains(".pcap") || name.ends_with(".cap") {
-                out.push(
-                    p.strip_prefix(&root)
-                        .unwrap()
-                        .to_string_lossy()
-                        .replace('\\', "/"),
-                );
+                out.push(p.strip_prefix(&root).unwrap().to_string_lossy().replace('\\', "/"));
             }
         });
     }

@@ -144,6 +144,7 @@ async fn call_summary_search_and_flow() {
     c.send_udp(&hep_for(&other[..1], start + 5, (1, "lb1"), 0, None))
         .await;
     assert_eq!(c.wait_rows("1", 15).await, 15);
+    assert_eq!(c.wait_summary(15).await, 15);
 
     let (status, body) = c
         .get(&format!(
@@ -270,10 +271,39 @@ async fn call_summary_search_and_flow() {
     assert_eq!(status, 200);
     assert!(raw.ends_with("m=audio 40000 RTP/AVP 0\r\n"));
 
+    // pcap: 7 messages once each, or all 14 sightings.
+    for (q, n) in [("", 7), ("?sightings=all", 14)] {
+        let (status, pcap) = c
+            .get_bytes(&format!("/api/v1/calls/api-1@test/pcap{q}"))
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(&pcap[..4], &[0xd4, 0xc3, 0xb2, 0xa1], "pcap magic");
+        assert_eq!(pcap_records(&pcap), n);
+    }
+
     assert_eq!(c.get("/api/v1/calls/nope@test").await.0, 404);
     assert_eq!(c.get("/api/v1/calls/nope@test/flow").await.0, 404);
     assert_eq!(c.get("/api/v1/messages/1").await.0, 404);
     c.stop().await;
+}
+
+/// Counts records, checking each SIP payload starts where the headers say.
+fn pcap_records(mut p: &[u8]) -> usize {
+    p = &p[24..];
+    let mut n = 0;
+    while p.len() >= 16 {
+        let len = u32::from_le_bytes(p[8..12].try_into().unwrap()) as usize;
+        let payload = &p[16 + 42..16 + len];
+        assert!(
+            payload.starts_with(b"INVITE ")
+                || payload.starts_with(b"SIP/2.0 ")
+                || payload.starts_with(b"ACK ")
+                || payload.starts_with(b"BYE ")
+        );
+        p = &p[16 + len..];
+        n += 1;
+    }
+    n
 }
 
 #[tokio::test]

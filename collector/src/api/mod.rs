@@ -4,6 +4,7 @@
 
 mod calls;
 mod flow;
+mod pcap;
 
 use std::sync::Arc;
 
@@ -42,6 +43,7 @@ pub fn router<Q: CallQueries>(queries: Arc<Q>, metrics: Arc<Metrics>) -> Router 
         .route("/api/v1/calls", get(calls::search::<Q>))
         .route("/api/v1/calls/{call_id}", get(calls::summary::<Q>))
         .route("/api/v1/calls/{call_id}/flow", get(flow::flow::<Q>))
+        .route("/api/v1/calls/{call_id}/pcap", get(pcap::pcap::<Q>))
         .route("/api/v1/messages/{id}", get(message::<Q>))
         .with_state(AppState { queries, metrics })
 }

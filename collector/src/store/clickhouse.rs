@@ -181,6 +181,30 @@ impl CallQueries for ClickHouseStore {
             .map_err(|e| format!("call flow: {e}"))
     }
 
+    async fn flow_raw(
+        &self,
+        call_id: &str,
+        from_us: u64,
+        to_us: u64,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>, String> {
+        let sql = format!(
+            "SELECT {FLOW_COLUMNS}, call_id, raw FROM {MESSAGES_TABLE} WHERE call_id = ? AND date >= toDate(?) \
+             AND date <= toDate(?) AND payload_type = 1 ORDER BY ts, ts_us, id LIMIT ?"
+        );
+        let rows: Vec<MessageFetch> = self
+            .client
+            .query(&sql)
+            .bind(call_id)
+            .bind(date_string(from_us))
+            .bind(date_string(to_us.saturating_add(MICROS)))
+            .bind(limit)
+            .fetch_all()
+            .await
+            .map_err(|e| format!("call messages: {e}"))?;
+        Ok(rows.into_iter().map(MessageFetch::into_stored).collect())
+    }
+
     async fn message(&self, id: u64) -> Result<Option<StoredMessage>, String> {
         let sql = format!(
             "SELECT {FLOW_COLUMNS}, call_id, raw FROM {MESSAGES_TABLE} WHERE id = ? LIMIT 1"

@@ -145,6 +145,14 @@ pub trait CallQueries: Send + Sync + 'static {
         to_us: u64,
         limit: u32,
     ) -> impl Future<Output = Result<Vec<FlowRow>, String>> + Send;
+    /// Like [`CallQueries::flow`], with Call-ID and raw bytes (for pcap export).
+    fn flow_raw(
+        &self,
+        call_id: &str,
+        from_us: u64,
+        to_us: u64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<StoredMessage>, String>> + Send;
     /// One message by id.
     fn message(
         &self,

@@ -170,6 +170,11 @@ impl TestCollector {
         get(self.api, path).await
     }
 
+    /// GET on the API, body as bytes.
+    pub async fn get_bytes(&self, path: &str) -> (u16, Vec<u8>) {
+        get_bytes(self.api, path).await
+    }
+
     /// Value of a Prometheus counter line (`name{labels}` as printed).
     pub async fn metric(&self, series: &str) -> u64 {
         let (_, text) = self.get("/metrics").await;
@@ -180,14 +185,24 @@ impl TestCollector {
 
     /// Waits until `SELECT count() FROM sip_messages WHERE {cond}` reaches `n`.
     pub async fn wait_rows(&self, cond: &str, n: u64) -> u64 {
+        self.wait_count(&format!("SELECT count() FROM sip_messages WHERE {cond}"), n)
+            .await
+    }
+
+    /// Waits until the call summary has counted `n` messages. The source part of an
+    /// insert becomes visible before the materialized view's part, so tests that read
+    /// the summary wait for it separately.
+    pub async fn wait_summary(&self, n: u64) -> u64 {
+        self.wait_count("SELECT countMerge(messages) FROM sip_calls", n)
+            .await
+    }
+
+    /// Waits until the count `sql` returns reaches `n` (15 s at most); returns the last count.
+    pub async fn wait_count(&self, sql: &str, n: u64) -> u64 {
         let c = client(&self.db);
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            let got: u64 = c
-                .query(&format!("SELECT count() FROM sip_messages WHERE {cond}"))
-                .fetch_one()
-                .await
-                .unwrap();
+            let got: u64 = c.query(sql).fetch_one().await.unwrap();
             if got >= n || Instant::now() > deadline {
                 return got;
             }
@@ -196,38 +211,44 @@ impl TestCollector {
     }
 }
 
-/// Minimal HTTP/1.1 GET (Connection: close): status and body.
+/// Minimal HTTP/1.1 GET (Connection: close): status and body as text.
 pub async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let (status, body) = get_bytes(addr, path).await;
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// Minimal HTTP/1.1 GET (Connection: close): status and body bytes.
+pub async fn get_bytes(addr: SocketAddr, path: &str) -> (u16, Vec<u8>) {
     let Ok(mut s) = TcpStream::connect(addr).await else {
-        return (0, String::new());
+        return (0, Vec::new());
     };
     let req = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
     s.write_all(req.as_bytes()).await.unwrap();
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).await.unwrap();
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
+    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return (0, Vec::new());
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+    let status = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = &buf[end + 4..];
+    let body = if head.contains("transfer-encoding: chunked") {
         dechunk(body)
     } else {
-        body.to_owned()
+        body.to_vec()
     };
     (status, body)
 }
 
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+fn dechunk(mut s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = s.windows(2).position(|w| w == b"\r\n") {
+        let n = usize::from_str_radix(String::from_utf8_lossy(&s[..eol]).trim(), 16).unwrap_or(0);
         if n == 0 {
             break;
         }
-        out.push_str(&rest[..n]);
-        s = &rest[n + 2..];
+        out.extend_from_slice(&s[eol + 2..eol + 2 + n]);
+        s = &s[eol + 4 + n..];
     }
     out
 }

@@ -5,9 +5,19 @@
 //! - [`source`]: packets from pcap/pcapng files;
 //! - [`packet`]: link layer, VLANs, tunnels, IPv4/IPv6, defragmentation, UDP/TCP/SCTP;
 //! - [`tcp`]: TCP stream reassembly and message framing (SIP, SIP over WebSocket, HEP);
-//! - the pipeline and HEP sender (added by the agent itself).
+//! - [`pipeline`]: classification, filters, dedup and HEP encoding of each message;
+//! - [`sender`]: delivery of HEP batches to one or more collectors.
+//!
+//! [`config`] resolves flags, environment and config file into [`config::Settings`].
 
+pub mod config;
+pub mod dedup;
+pub mod filter;
 pub mod flow;
 pub mod packet;
+pub mod pipeline;
+pub mod replay;
+pub mod sender;
 pub mod source;
+pub mod summary;
 pub mod tcp;

@@ -80,16 +80,17 @@ pub fn frame(buf: &[u8]) -> Result<Frame, FrameError> {
             return Err(FrameError::HeadersTooLong);
         }
         if line.is_empty() && pos > 0 {
-            let len = next
-                .checked_add(content_length.unwrap_or(0))
-                .ok_or(FrameError::BadContentLength)?;
+            let len = next.checked_add(content_length.unwrap_or(0)).ok_or(FrameError::BadContentLength)?;
             return Ok(if buf.len() >= len {
                 Frame::Complete { len, header_len: next, content_length }
             } else {
                 Frame::Incomplete { needed: Some(len) }
             });
         }
-        if pos > 0 {
+        // A continuation line (leading SP/HT) belongs to the previous header's value,
+        // even when its text looks like `l: 5`. The first Content-Length counts, as in
+        // `scan`, so framing and the stored fields agree.
+        if pos > 0 && content_length.is_none() && !matches!(line.first(), Some(b' ' | b'\t')) {
             if let Some(value) = content_length_value(line) {
                 content_length = Some(parse_length(value)?);
             }
@@ -246,6 +247,12 @@ mod tests {
             m.extend_from_slice(b"X-Junk: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
         }
         assert_eq!(frame(&m), Err(FrameError::HeadersTooLong));
+    }
+
+    #[test]
+    fn continuation_line_is_not_a_header() {
+        let m = b"SIP/2.0 200 OK\r\nSubject: a\r\n\tl: x\r\nl: 1\r\n\r\nz";
+        assert_eq!(frame(m), Ok(Frame::Complete { len: m.len(), header_len: m.len() - 1, content_length: Some(1) }));
     }
 
     #[test]

@@ -1,0 +1,221 @@
+//! The SIP stage: what to do with each payload the decoders hand over.
+//!
+//! A UDP/SCTP datagram or a message cut from a TCP stream is classified by content:
+//! HEP found on the wire is relayed as-is (it already carries its original capture
+//! metadata); CRLF keep-alives and non-SIP payloads are counted and skipped; SIP is
+//! scanned for its Call-ID and method, filtered (discarded methods, duplicate copies)
+//! and encoded as HEPv3 into the current batch.
+
+use std::borrow::Cow;
+
+use wire::hep::{self, Hep, PayloadType};
+use wire::sip::{self, ScanConfig, StartLine};
+
+use crate::dedup::Dedup;
+use crate::filter::Filter;
+use crate::flow::{Flow, Timestamp};
+use crate::sender::Batch;
+
+/// What the SIP stage needs from the settings.
+#[derive(Debug, Clone, Default)]
+pub struct PipelineConfig {
+    /// HEP capture id.
+    pub node_id: u32,
+    /// HEP node name.
+    pub node_name: String,
+    /// HEP auth key.
+    pub auth_key: Option<String>,
+    /// Header whose value is the correlation id when present (else the Call-ID).
+    pub correlation_header: Option<String>,
+    /// Methods (upper case) whose requests and responses are not sent.
+    pub discard_methods: Vec<String>,
+    /// Drop duplicate copies.
+    pub dedup: bool,
+    /// Flow filter.
+    pub filter: Option<Filter>,
+}
+
+/// Counts of what the SIP stage saw. Every payload lands in exactly one of these.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SipCounters {
+    /// SIP messages encoded as HEP.
+    pub sip_messages: u64,
+    /// HEP packets found in the capture and relayed unchanged.
+    pub hep_relayed: u64,
+    /// HEP-looking payloads that did not decode.
+    pub bad_hep: u64,
+    /// CRLF keep-alives.
+    pub keepalives: u64,
+    /// Payloads that are not SIP (RTP, HTTP, DNS...).
+    pub not_sip: u64,
+    /// SIP messages dropped by `--discard-methods`.
+    pub discarded: u64,
+    /// Duplicate copies dropped by `--dedup`.
+    pub duplicates: u64,
+    /// Payloads dropped by the flow filter.
+    pub filtered: u64,
+    /// SIP messages too large for a HEP packet.
+    pub too_large: u64,
+}
+
+/// The SIP stage. Full batches go to `sink`.
+pub struct Pipeline<S: FnMut(Batch)> {
+    cfg: PipelineConfig,
+    scan: ScanConfig,
+    dedup: Option<Dedup>,
+    batch: Batch,
+    sink: S,
+    /// What happened to each payload.
+    pub counters: SipCounters,
+}
+
+impl<S: FnMut(Batch)> Pipeline<S> {
+    /// A pipeline sending full batches to `sink`.
+    pub fn new(cfg: PipelineConfig, sink: S) -> Self {
+        let scan = ScanConfig { aleg_headers: cfg.correlation_header.iter().map(|h| h.as_bytes().to_vec()).collect() };
+        let dedup = cfg.dedup.then(Dedup::default);
+        Self { cfg, scan, dedup, batch: Batch::with_capacity(), sink, counters: SipCounters::default() }
+    }
+
+    /// A UDP or SCTP payload: one datagram, classified by content.
+    pub fn datagram(&mut self, ts: Timestamp, flow: &Flow, payload: &[u8]) {
+        if !self.passes_filter(flow) {
+            return;
+        }
+        if looks_like_hep(payload) {
+            self.relay_hep(payload);
+        } else if sip::is_keepalive(payload) {
+            self.counters.keepalives += 1;
+        } else if sip::looks_like_sip(payload) {
+            self.sip(ts, flow, payload);
+        } else {
+            self.counters.not_sip += 1;
+        }
+    }
+
+    /// A whole SIP message cut from a TCP stream (or a WebSocket frame).
+    pub fn stream_sip(&mut self, ts: Timestamp, flow: &Flow, msg: &[u8]) {
+        if self.passes_filter(flow) {
+            self.sip(ts, flow, msg);
+        }
+    }
+
+    /// A whole HEP packet cut from a TCP stream.
+    pub fn stream_hep(&mut self, flow: &Flow, packet: &[u8]) {
+        if self.passes_filter(flow) {
+            self.relay_hep(packet);
+        }
+    }
+
+    /// Sends the current batch even if it is not full (end of input, or time to flush).
+    pub fn flush(&mut self) {
+        if !self.batch.is_empty() {
+            let full = std::mem::replace(&mut self.batch, Batch::with_capacity());
+            (self.sink)(full);
+        }
+    }
+
+    /// Duplicates dropped and dedup entries evicted early.
+    pub fn dedup_counts(&self) -> (u64, u64) {
+        self.dedup.as_ref().map_or((0, 0), |d| (d.duplicates, d.evicted))
+    }
+
+    fn passes_filter(&mut self, flow: &Flow) -> bool {
+        let pass = self.cfg.filter.as_ref().is_none_or(|f| f.matches(flow));
+        self.counters.filtered += u64::from(!pass);
+        pass
+    }
+
+    fn relay_hep(&mut self, packet: &[u8]) {
+        if hep::decode(packet).is_err() {
+            self.counters.bad_hep += 1;
+            return;
+        }
+        // A v3 packet may be followed by padding in its datagram: relay only the packet.
+        let len = match hep::frame_len(packet) {
+            Ok(Some(n)) if n <= packet.len() => n,
+            _ => packet.len(),
+        };
+        self.batch.bytes.extend_from_slice(&packet[..len]);
+        self.batch.end_packet();
+        self.counters.hep_relayed += 1;
+        self.flush_if_full();
+    }
+
+    fn sip(&mut self, ts: Timestamp, flow: &Flow, msg: &[u8]) {
+        let Ok(fields) = sip::scan_with(msg, &self.scan) else {
+            self.counters.not_sip += 1;
+            return;
+        };
+        if self.is_discarded(&fields) {
+            self.counters.discarded += 1;
+            return;
+        }
+        if let Some(d) = self.dedup.as_mut() {
+            if d.is_duplicate(ts, flow, msg) {
+                self.counters.duplicates += 1;
+                return;
+            }
+        }
+        let hep = Hep {
+            version: 3,
+            ip_proto: flow.proto.number(),
+            src_ip: flow.src,
+            dst_ip: flow.dst,
+            src_port: flow.src_port,
+            dst_port: flow.dst_port,
+            ts_sec: ts.sec as u32,
+            ts_usec: ts.usec,
+            payload_type: PayloadType::Sip,
+            capture_id: Some(self.cfg.node_id),
+            auth_key: self.cfg.auth_key.as_deref().map(str::as_bytes),
+            correlation_id: fields.aleg_id.or(fields.call_id),
+            vlan: flow.vlan,
+            node_name: Some(self.cfg.node_name.as_bytes()),
+            payload: Cow::Borrowed(msg),
+            ..Hep::default()
+        };
+        match hep::encode_v3(&hep, &mut self.batch.bytes) {
+            Ok(_) => {
+                self.batch.end_packet();
+                self.counters.sip_messages += 1;
+                self.flush_if_full();
+            }
+            Err(_) => self.counters.too_large += 1,
+        }
+    }
+
+    fn is_discarded(&self, fields: &sip::SipMessage<'_>) -> bool {
+        if self.cfg.discard_methods.is_empty() {
+            return false;
+        }
+        let method = match fields.start {
+            StartLine::Request { method, .. } => method,
+            StartLine::Response { .. } => match fields.cseq {
+                Some(c) => c.method,
+                None => return false,
+            },
+        };
+        self.cfg.discard_methods.iter().any(|m| m.as_bytes().eq_ignore_ascii_case(method))
+    }
+
+    fn flush_if_full(&mut self) {
+        if self.batch.is_full() {
+            self.flush();
+        }
+    }
+}
+
+/// HEPv3 by its magic; HEPv1/v2 (no magic) by a plausible fixed header.
+fn looks_like_hep(payload: &[u8]) -> bool {
+    if payload.starts_with(b"HEP3") {
+        return true;
+    }
+    // v1/v2: version, header length matching the family, family 2 or 10, then a payload.
+    match payload {
+        [1, 16, 2, ..] | [2, 28, 2, ..] | [1, 40, 10, ..] | [2, 52, 10, ..] => {
+            payload.len() > usize::from(payload[1]) && sip::looks_like_sip(&payload[usize::from(payload[1])..])
+        }
+        _ => false,
+    }
+}

@@ -36,18 +36,8 @@ pub struct Batcher<S> {
 
 impl<S: MessageSink> Batcher<S> {
     /// A batcher writing to `sink`.
-    pub fn new(
-        sink: Arc<S>,
-        limits: BatchLimits,
-        metrics: Arc<Metrics>,
-        shutdown: Shutdown,
-    ) -> Self {
-        Self {
-            sink,
-            limits,
-            metrics,
-            shutdown,
-        }
+    pub fn new(sink: Arc<S>, limits: BatchLimits, metrics: Arc<Metrics>, shutdown: Shutdown) -> Self {
+        Self { sink, limits, metrics, shutdown }
     }
 
     /// Runs until `rx` is closed and drained.
@@ -128,9 +118,7 @@ impl<S: MessageSink> Batcher<S> {
 
 /// 50-100 % of `d`, so collectors that failed together do not retry in lockstep.
 fn jitter(d: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |t| t.subsec_nanos());
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |t| t.subsec_nanos());
     d / 2 + d.mul_f64(f64::from(nanos % 1000) / 2000.0)
 }
 
@@ -159,11 +147,7 @@ mod tests {
     }
 
     fn sink(fail: u32, outcome: InsertOutcome) -> Arc<FakeSink> {
-        Arc::new(FakeSink {
-            fail: Mutex::new(fail),
-            outcome,
-            batches: Mutex::default(),
-        })
+        Arc::new(FakeSink { fail: Mutex::new(fail), outcome, batches: Mutex::default() })
     }
 
     async fn run(sink: Arc<FakeSink>, rows: usize, limits: BatchLimits) -> Arc<Metrics> {
@@ -174,17 +158,11 @@ mod tests {
             tx.send(MessageRow::default()).await.unwrap();
         }
         drop(tx);
-        Batcher::new(sink, limits, metrics.clone(), shutdown)
-            .run(rx)
-            .await;
+        Batcher::new(sink, limits, metrics.clone(), shutdown).run(rx).await;
         metrics
     }
 
-    const LIMITS: BatchLimits = BatchLimits {
-        max_rows: 4,
-        max_bytes: 1 << 20,
-        max_age: Duration::from_secs(10),
-    };
+    const LIMITS: BatchLimits = BatchLimits { max_rows: 4, max_bytes: 1 << 20, max_age: Duration::from_secs(10) };
 
     #[tokio::test(start_paused = true)]
     async fn flushes_by_rows_and_at_close() {
@@ -213,10 +191,7 @@ mod tests {
         let metrics = Arc::new(Metrics::default());
         let (_trigger, shutdown) = crate::shutdown::channel();
         let (tx, rx) = mpsc::channel(8);
-        let limits = BatchLimits {
-            max_age: Duration::from_millis(50),
-            ..LIMITS
-        };
+        let limits = BatchLimits { max_age: Duration::from_millis(50), ..LIMITS };
         let task = tokio::spawn(Batcher::new(s.clone(), limits, metrics, shutdown).run(rx));
         tx.send(MessageRow::default()).await.unwrap();
         sleep(Duration::from_millis(100)).await;

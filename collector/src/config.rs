@@ -203,61 +203,34 @@ impl Config {
             s.parse().expect("default address constants parse")
         }
         Self {
-            clickhouse_url: cli
-                .clickhouse_url
-                .or(file.clickhouse_url)
-                .unwrap_or_else(|| DEFAULT_CLICKHOUSE_URL.into()),
+            clickhouse_url: cli.clickhouse_url.or(file.clickhouse_url).unwrap_or_else(|| DEFAULT_CLICKHOUSE_URL.into()),
             clickhouse_database: cli
                 .clickhouse_database
                 .or(file.clickhouse_database)
                 .unwrap_or_else(|| DEFAULT_DATABASE.into()),
             clickhouse_user: cli.clickhouse_user.or(file.clickhouse_user),
             clickhouse_password: cli.clickhouse_password.or(file.clickhouse_password),
-            hep_listen: cli
-                .hep_listen
-                .or(file.hep_listen)
-                .unwrap_or_else(|| addr(DEFAULT_HEP_LISTEN)),
-            api_listen: cli
-                .api_listen
-                .or(file.api_listen)
-                .unwrap_or_else(|| addr(DEFAULT_API_LISTEN)),
+            hep_listen: cli.hep_listen.or(file.hep_listen).unwrap_or_else(|| addr(DEFAULT_HEP_LISTEN)),
+            api_listen: cli.api_listen.or(file.api_listen).unwrap_or_else(|| addr(DEFAULT_API_LISTEN)),
             auth_key: cli.auth_key.or(file.auth_key).filter(|k| !k.is_empty()),
             batch: BatchLimits {
-                max_rows: cli
-                    .batch_max_rows
-                    .or(file.batch_max_rows)
-                    .unwrap_or(DEFAULT_BATCH_MAX_ROWS),
-                max_bytes: cli
-                    .batch_max_bytes
-                    .or(file.batch_max_bytes)
-                    .unwrap_or(DEFAULT_BATCH_MAX_BYTES),
+                max_rows: cli.batch_max_rows.or(file.batch_max_rows).unwrap_or(DEFAULT_BATCH_MAX_ROWS),
+                max_bytes: cli.batch_max_bytes.or(file.batch_max_bytes).unwrap_or(DEFAULT_BATCH_MAX_BYTES),
                 max_age: Duration::from_millis(
-                    cli.batch_max_age_ms
-                        .or(file.batch_max_age_ms)
-                        .unwrap_or(DEFAULT_BATCH_MAX_AGE_MS),
+                    cli.batch_max_age_ms.or(file.batch_max_age_ms).unwrap_or(DEFAULT_BATCH_MAX_AGE_MS),
                 ),
             },
-            queue_rows: cli
-                .queue_rows
-                .or(file.queue_rows)
-                .unwrap_or(DEFAULT_QUEUE_ROWS),
-            retention_days: cli
-                .retention_days
-                .or(file.retention_days)
-                .unwrap_or(DEFAULT_RETENTION_DAYS),
+            queue_rows: cli.queue_rows.or(file.queue_rows).unwrap_or(DEFAULT_QUEUE_ROWS),
+            retention_days: cli.retention_days.or(file.retention_days).unwrap_or(DEFAULT_RETENTION_DAYS),
             tcp_max_connections: cli
                 .tcp_max_connections
                 .or(file.tcp_max_connections)
                 .unwrap_or(DEFAULT_TCP_MAX_CONNECTIONS),
             tcp_idle_timeout: Duration::from_secs(
-                cli.tcp_idle_timeout_secs
-                    .or(file.tcp_idle_timeout_secs)
-                    .unwrap_or(DEFAULT_TCP_IDLE_TIMEOUT_SECS),
+                cli.tcp_idle_timeout_secs.or(file.tcp_idle_timeout_secs).unwrap_or(DEFAULT_TCP_IDLE_TIMEOUT_SECS),
             ),
             log: cli.log.or(file.log).unwrap_or_else(|| "info".into()),
-            aleg_headers: file
-                .aleg_headers
-                .unwrap_or_else(|| vec!["X-CID".into(), "X-Call-ID".into()]),
+            aleg_headers: file.aleg_headers.unwrap_or_else(|| vec!["X-CID".into(), "X-Call-ID".into()]),
         }
     }
 
@@ -265,42 +238,24 @@ impl Config {
     pub fn validate(&self) -> Result<(), String> {
         let b = &self.batch;
         if !(1..=1_000_000).contains(&b.max_rows) {
-            return Err(format!(
-                "batch_max_rows must be 1..=1000000, got {}",
-                b.max_rows
-            ));
+            return Err(format!("batch_max_rows must be 1..=1000000, got {}", b.max_rows));
         }
         if !(1024..=1 << 30).contains(&b.max_bytes) {
-            return Err(format!(
-                "batch_max_bytes must be 1024..=1073741824, got {}",
-                b.max_bytes
-            ));
+            return Err(format!("batch_max_bytes must be 1024..=1073741824, got {}", b.max_bytes));
         }
         if b.max_age.is_zero() || b.max_age > Duration::from_secs(60) {
-            return Err(format!(
-                "batch_max_age_ms must be 1..=60000, got {}",
-                b.max_age.as_millis()
-            ));
+            return Err(format!("batch_max_age_ms must be 1..=60000, got {}", b.max_age.as_millis()));
         }
         if !(1..=10_000_000).contains(&self.queue_rows) {
-            return Err(format!(
-                "queue_rows must be 1..=10000000, got {}",
-                self.queue_rows
-            ));
+            return Err(format!("queue_rows must be 1..=10000000, got {}", self.queue_rows));
         }
         if self.tcp_max_connections == 0 || self.tcp_idle_timeout.is_zero() {
             return Err("tcp_max_connections and tcp_idle_timeout_secs must be > 0".into());
         }
         let db_ok = !self.clickhouse_database.is_empty()
-            && self
-                .clickhouse_database
-                .bytes()
-                .all(|c| c.is_ascii_alphanumeric() || c == b'_');
+            && self.clickhouse_database.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_');
         if !db_ok {
-            return Err(format!(
-                "clickhouse_database must be [A-Za-z0-9_]+, got `{}`",
-                self.clickhouse_database
-            ));
+            return Err(format!("clickhouse_database must be [A-Za-z0-9_]+, got `{}`", self.clickhouse_database));
         }
         Ok(())
     }
@@ -312,14 +267,9 @@ mod tests {
 
     #[test]
     fn flags_override_file_and_defaults_fill_the_rest() {
-        let file: FileConfig = toml::from_str(
-            "clickhouse_url = \"http://ch:8123\"\nretention_days = 7\nbatch_max_rows = 10",
-        )
-        .unwrap();
-        let cli = Cli {
-            batch_max_rows: Some(20),
-            ..Cli::default()
-        };
+        let file: FileConfig =
+            toml::from_str("clickhouse_url = \"http://ch:8123\"\nretention_days = 7\nbatch_max_rows = 10").unwrap();
+        let cli = Cli { batch_max_rows: Some(20), ..Cli::default() };
         let c = Config::merge(cli, file);
         assert_eq!(c.clickhouse_url, "http://ch:8123");
         assert_eq!(c.retention_days, 7);
@@ -334,10 +284,7 @@ mod tests {
         let mut c = Config::default();
         c.batch.max_rows = 0;
         assert!(c.validate().is_err());
-        let c = Config {
-            clickhouse_database: "sip; DROP".into(),
-            ..Config::default()
-        };
+        let c = Config { clickhouse_database: "sip; DROP".into(), ..Config::default() };
         assert!(c.validate().is_err());
     }
 }

@@ -117,30 +117,22 @@ pub struct IdGen {
 impl IdGen {
     /// A generator seeded from `seed` (use [`IdGen::from_entropy`] outside tests).
     pub fn new(seed: u64) -> Self {
-        Self {
-            seed,
-            counter: AtomicU64::new(0),
-        }
+        Self { seed, counter: AtomicU64::new(0) }
     }
 
     /// Seeded from the clock, the process id and a stack address.
     pub fn from_entropy() -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
         let local = 0u8;
         let addr = std::ptr::addr_of!(local) as u64;
-        Self::new(mix(nanos
-            ^ u64::from(std::process::id()).rotate_left(32)
-            ^ addr))
+        Self::new(mix(nanos ^ u64::from(std::process::id()).rotate_left(32) ^ addr))
     }
 
     /// The next id.
     pub fn next_id(&self) -> u64 {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        mix(self
-            .seed
-            .wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15)))
+        mix(self.seed.wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15)))
     }
 }
 

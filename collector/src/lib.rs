@@ -61,11 +61,7 @@ impl Listeners {
         let hep_tcp = TcpListener::bind(hep).await?;
         let hep_udp = UdpSocket::bind(hep_tcp.local_addr()?).await?;
         let api = TcpListener::bind(api).await?;
-        Ok(Self {
-            hep_udp,
-            hep_tcp,
-            api,
-        })
+        Ok(Self { hep_udp, hep_tcp, api })
     }
 
     /// The HEP address (UDP and TCP).
@@ -81,11 +77,7 @@ impl Listeners {
 
 /// Runs the collector until `shutdown` fires, then stops the listeners, flushes what
 /// was received and returns.
-pub async fn run(
-    config: Config,
-    listeners: Listeners,
-    mut shutdown: Shutdown,
-) -> Result<(), String> {
+pub async fn run(config: Config, listeners: Listeners, mut shutdown: Shutdown) -> Result<(), String> {
     let server = ClickHouseStore::server_client(&config);
     let Some(report) = apply_schema(&server, &config, &mut shutdown).await else {
         return Ok(());
@@ -95,51 +87,26 @@ pub async fn run(
     let metrics = Arc::new(Metrics::default());
 
     let (tx, rx) = mpsc::channel(config.queue_rows);
-    let batcher = Batcher::new(
-        store.clone(),
-        config.batch,
-        metrics.clone(),
-        shutdown.clone(),
-    );
+    let batcher = Batcher::new(store.clone(), config.batch, metrics.clone(), shutdown.clone());
     let batcher = tokio::spawn(batcher.run(rx));
 
     let decoder = Decoder {
         auth_key: config.auth_key.as_ref().map(|k| k.as_bytes().to_vec()),
         scan: wire::sip::ScanConfig {
-            aleg_headers: config
-                .aleg_headers
-                .iter()
-                .map(|h| h.as_bytes().to_vec())
-                .collect(),
+            aleg_headers: config.aleg_headers.iter().map(|h| h.as_bytes().to_vec()).collect(),
         },
         ids: IdGen::from_entropy(),
     };
     let ingest = Arc::new(Ingest::new(decoder, tx, metrics.clone()));
-    let limits = ingest::tcp::TcpLimits {
-        max_connections: config.tcp_max_connections,
-        idle_timeout: config.tcp_idle_timeout,
-    };
-    let udp = tokio::spawn(ingest::udp::serve(
-        listeners.hep_udp,
-        ingest.clone(),
-        shutdown.clone(),
-    ));
-    let tcp = tokio::spawn(ingest::tcp::serve(
-        listeners.hep_tcp,
-        ingest,
-        limits,
-        shutdown.clone(),
-    ));
-    let retention = tokio::spawn(retention_loop(
-        server.clone(),
-        config.clone(),
-        shutdown.clone(),
-    ));
+    let limits =
+        ingest::tcp::TcpLimits { max_connections: config.tcp_max_connections, idle_timeout: config.tcp_idle_timeout };
+    let udp = tokio::spawn(ingest::udp::serve(listeners.hep_udp, ingest.clone(), shutdown.clone()));
+    let tcp = tokio::spawn(ingest::tcp::serve(listeners.hep_tcp, ingest, limits, shutdown.clone()));
+    let retention = tokio::spawn(retention_loop(server.clone(), config.clone(), shutdown.clone()));
 
     let app = api::router(store, metrics);
     let mut api_shutdown = shutdown.clone();
-    let api = axum::serve(listeners.api, app)
-        .with_graceful_shutdown(async move { api_shutdown.wait().await });
+    let api = axum::serve(listeners.api, app).with_graceful_shutdown(async move { api_shutdown.wait().await });
     tracing::info!(hep = %config.hep_listen, api = %config.api_listen, "collector running");
     if let Err(e) = api.await {
         tracing::error!(error = %e, "API server failed");
@@ -148,9 +115,7 @@ pub async fn run(
     // the queue, flushes and ends too.
     shutdown.wait().await;
     let _ = tokio::join!(udp, tcp, retention);
-    batcher
-        .await
-        .map_err(|e| format!("batcher task failed: {e}"))?;
+    batcher.await.map_err(|e| format!("batcher task failed: {e}"))?;
     tracing::info!("collector stopped");
     Ok(())
 }
@@ -182,24 +147,14 @@ async fn retention_loop(server: clickhouse::Client, config: Config, mut shutdown
     }
     loop {
         let today = timeutil::date_string(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_micros() as u64),
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64),
         );
-        match schema::drop_expired_partitions(
-            &server,
-            &config.clickhouse_database,
-            config.retention_days,
-            &today,
-        )
-        .await
+        match schema::drop_expired_partitions(&server, &config.clickhouse_database, config.retention_days, &today).await
         {
             Ok(0) => {}
-            Ok(n) => tracing::info!(
-                partitions = n,
-                retention_days = config.retention_days,
-                "dropped expired partitions"
-            ),
+            Ok(n) => {
+                tracing::info!(partitions = n, retention_days = config.retention_days, "dropped expired partitions")
+            }
             Err(e) => tracing::warn!(error = %e, "retention pass failed"),
         }
         tokio::select! {

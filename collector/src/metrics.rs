@@ -26,14 +26,8 @@ pub enum DropReason {
 
 impl DropReason {
     /// Every reason, in export order.
-    pub const ALL: [DropReason; 6] = [
-        Self::Decode,
-        Self::Auth,
-        Self::QueueFull,
-        Self::InsertRejected,
-        Self::Shutdown,
-        Self::Keepalive,
-    ];
+    pub const ALL: [DropReason; 6] =
+        [Self::Decode, Self::Auth, Self::QueueFull, Self::InsertRejected, Self::Shutdown, Self::Keepalive];
 
     /// The `reason` label value.
     pub fn label(self) -> &'static str {
@@ -93,49 +87,22 @@ impl Metrics {
             &mut out,
             "collector_hep_received_packets_total",
             "HEP packets received.",
-            &[
-                ("transport=\"udp\"", load(&self.received_udp)),
-                ("transport=\"tcp\"", load(&self.received_tcp)),
-            ],
+            &[("transport=\"udp\"", load(&self.received_udp)), ("transport=\"tcp\"", load(&self.received_tcp))],
         );
-        let dropped: Vec<(String, u64)> = DropReason::ALL
-            .iter()
-            .map(|r| (format!("reason=\"{}\"", r.label()), self.dropped(*r)))
-            .collect();
-        let dropped_refs: Vec<(&str, u64)> =
-            dropped.iter().map(|(l, v)| (l.as_str(), *v)).collect();
-        counter(
-            &mut out,
-            "collector_dropped_packets_total",
-            "Packets not stored, by reason.",
-            &dropped_refs,
-        );
+        let dropped: Vec<(String, u64)> =
+            DropReason::ALL.iter().map(|r| (format!("reason=\"{}\"", r.label()), self.dropped(*r))).collect();
+        let dropped_refs: Vec<(&str, u64)> = dropped.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+        counter(&mut out, "collector_dropped_packets_total", "Packets not stored, by reason.", &dropped_refs);
         let single = [
             (
                 "collector_sip_unparsed_messages_total",
                 "SIP payloads with no valid start line (stored raw).",
                 &self.sip_unparsed,
             ),
-            (
-                "collector_stored_rows_total",
-                "Rows acknowledged by ClickHouse.",
-                &self.stored,
-            ),
-            (
-                "collector_insert_batches_total",
-                "Batches acknowledged by ClickHouse.",
-                &self.batches,
-            ),
-            (
-                "collector_insert_errors_total",
-                "Failed insert attempts.",
-                &self.insert_errors,
-            ),
-            (
-                "collector_tcp_connections_total",
-                "HEP TCP connections accepted.",
-                &self.tcp_connections,
-            ),
+            ("collector_stored_rows_total", "Rows acknowledged by ClickHouse.", &self.stored),
+            ("collector_insert_batches_total", "Batches acknowledged by ClickHouse.", &self.batches),
+            ("collector_insert_errors_total", "Failed insert attempts.", &self.insert_errors),
+            ("collector_tcp_connections_total", "HEP TCP connections accepted.", &self.tcp_connections),
             (
                 "collector_tcp_frame_errors_total",
                 "HEP TCP connections closed on a framing error.",
@@ -170,10 +137,7 @@ mod tests {
         m.drop_n(DropReason::Auth, 3);
         m.stored.fetch_add(7, Ordering::Relaxed);
         let text = m.render();
-        assert!(
-            text.contains("collector_dropped_packets_total{reason=\"auth\"} 3\n"),
-            "{text}"
-        );
+        assert!(text.contains("collector_dropped_packets_total{reason=\"auth\"} 3\n"), "{text}");
         assert!(text.contains("collector_stored_rows_total 7\n"), "{text}");
         assert!(text.contains("# TYPE collector_hep_received_packets_total counter\n"));
     }

@@ -12,20 +12,15 @@ pub fn parse_time(s: &str) -> Result<u64, String> {
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
         return parse_epoch(s);
     }
-    parse_rfc3339(s).ok_or_else(|| {
-        format!("`{s}` is neither epoch seconds nor an RFC 3339 time like 2025-11-22T02:53:20Z")
-    })
+    parse_rfc3339(s)
+        .ok_or_else(|| format!("`{s}` is neither epoch seconds nor an RFC 3339 time like 2025-11-22T02:53:20Z"))
 }
 
 fn parse_epoch(s: &str) -> Result<u64, String> {
     let (int, frac) = s.split_once('.').unwrap_or((s, ""));
-    let secs: u64 = int
-        .parse()
-        .map_err(|_| format!("`{s}` is not epoch seconds"))?;
+    let secs: u64 = int.parse().map_err(|_| format!("`{s}` is not epoch seconds"))?;
     let micros = parse_fraction(frac).ok_or_else(|| format!("`{s}` has a bad fraction"))?;
-    secs.checked_mul(MICROS)
-        .and_then(|v| v.checked_add(micros))
-        .ok_or_else(|| format!("`{s}` is out of range"))
+    secs.checked_mul(MICROS).and_then(|v| v.checked_add(micros)).ok_or_else(|| format!("`{s}` is out of range"))
 }
 
 /// Digits after the decimal point, as microseconds (extra digits are truncated).
@@ -52,13 +47,7 @@ fn parse_rfc3339(s: &str) -> Option<u64> {
     let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<u32>().ok();
     let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (hour, min, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month)
-        || day == 0
-        || day > days_in_month(year, month)
-        || hour > 23
-        || min > 59
-        || sec > 60
-    {
+    if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) || hour > 23 || min > 59 || sec > 60 {
         return None;
     }
     let rest = &s[19..];
@@ -137,13 +126,7 @@ pub fn format_rfc3339(micros: u64) -> String {
     let secs = (micros / MICROS) as i64;
     let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
     let sod = secs.rem_euclid(86_400);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:06}Z",
-        sod / 3600,
-        sod / 60 % 60,
-        sod % 60,
-        micros % MICROS
-    )
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:06}Z", sod / 3600, sod / 60 % 60, sod % 60, micros % MICROS)
 }
 
 /// The calendar day (`YYYY-MM-DD`) of a time, as ClickHouse's `toDate` gives it in UTC.
@@ -159,19 +142,10 @@ mod tests {
     fn parses_epoch_and_rfc3339() {
         assert_eq!(parse_time("1763780000"), Ok(1_763_780_000_000_000));
         assert_eq!(parse_time("1763780000.25"), Ok(1_763_780_000_250_000));
-        assert_eq!(
-            parse_time("2025-11-22T02:53:20Z"),
-            Ok(1_763_780_000_000_000)
-        );
-        assert_eq!(
-            parse_time("2025-11-22 03:53:20.5+01:00"),
-            Ok(1_763_780_000_500_000)
-        );
+        assert_eq!(parse_time("2025-11-22T02:53:20Z"), Ok(1_763_780_000_000_000));
+        assert_eq!(parse_time("2025-11-22 03:53:20.5+01:00"), Ok(1_763_780_000_500_000));
         assert_eq!(parse_time("1970-01-01T00:00:00Z"), Ok(0));
-        assert_eq!(
-            parse_time("2024-02-29T00:00:00Z"),
-            Ok(1_709_164_800_000_000)
-        );
+        assert_eq!(parse_time("2024-02-29T00:00:00Z"), Ok(1_709_164_800_000_000));
     }
 
     #[test]
@@ -191,18 +165,10 @@ mod tests {
 
     #[test]
     fn formats_round_trip() {
-        for t in [
-            0,
-            1_763_780_000_000_005,
-            1_709_164_800_123_456,
-            4_102_444_799_999_999,
-        ] {
+        for t in [0, 1_763_780_000_000_005, 1_709_164_800_123_456, 4_102_444_799_999_999] {
             assert_eq!(parse_time(&format_rfc3339(t)), Ok(t));
         }
-        assert_eq!(
-            format_rfc3339(1_763_780_000_000_005),
-            "2025-11-22T02:53:20.000005Z"
-        );
+        assert_eq!(format_rfc3339(1_763_780_000_000_005), "2025-11-22T02:53:20.000005Z");
         assert_eq!(date_string(1_763_780_000_000_005), "2025-11-22");
     }
 }

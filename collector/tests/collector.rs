@@ -11,10 +11,7 @@ use common::*;
 use serde_json::Value;
 
 fn now_secs() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as u32
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as u32
 }
 
 #[derive(clickhouse::Row, serde::Deserialize, Debug)]
@@ -80,53 +77,20 @@ async fn udp_and_tcp_ingest_store_the_fields() {
         .await
         .unwrap();
     let invite = &rows[0];
-    assert_eq!(
-        (
-            invite.node_name.as_str(),
-            invite.node_id,
-            invite.src_ip.as_str()
-        ),
-        ("lb1", 7, "10.0.0.1")
-    );
-    assert_eq!(
-        (invite.is_request, invite.method.as_str(), invite.dst_port),
-        (1, "INVITE", 5060)
-    );
-    assert_eq!(
-        (invite.cseq_num, invite.cseq_method.as_str()),
-        (1, "INVITE")
-    );
-    assert_eq!(
-        (invite.from_user.as_str(), invite.from_tag.as_str()),
-        ("1001", "caller1")
-    );
-    assert_eq!(
-        (invite.to_user.as_str(), invite.ruri_user.as_str()),
-        ("5551234", "5551234")
-    );
+    assert_eq!((invite.node_name.as_str(), invite.node_id, invite.src_ip.as_str()), ("lb1", 7, "10.0.0.1"));
+    assert_eq!((invite.is_request, invite.method.as_str(), invite.dst_port), (1, "INVITE", 5060));
+    assert_eq!((invite.cseq_num, invite.cseq_method.as_str()), (1, "INVITE"));
+    assert_eq!((invite.from_user.as_str(), invite.from_tag.as_str()), ("1001", "caller1"));
+    assert_eq!((invite.to_user.as_str(), invite.ruri_user.as_str()), ("5551234", "5551234"));
     assert_eq!(invite.via_branch, "z9hG4bK-ingest-1@test");
     assert_eq!(invite.user_agent, "test-agent");
-    assert_eq!(
-        (invite.sdp_addr.as_str(), invite.sdp_port),
-        ("10.0.0.1", 40000)
-    );
+    assert_eq!((invite.sdp_addr.as_str(), invite.sdp_port), ("10.0.0.1", 40000));
     assert_eq!(invite.ts_us, 250);
     assert_eq!(invite.hash_ok, 1);
     let ringing = &rows[2];
-    assert_eq!(
-        (ringing.is_request, ringing.status, ringing.reason.as_str()),
-        (0, 180, "Ringing")
-    );
-    assert_eq!(
-        c.metric("collector_hep_received_packets_total{transport=\"udp\"}")
-            .await,
-        1
-    );
-    assert_eq!(
-        c.metric("collector_hep_received_packets_total{transport=\"tcp\"}")
-            .await,
-        6
-    );
+    assert_eq!((ringing.is_request, ringing.status, ringing.reason.as_str()), (0, 180, "Ringing"));
+    assert_eq!(c.metric("collector_hep_received_packets_total{transport=\"udp\"}").await, 1);
+    assert_eq!(c.metric("collector_hep_received_packets_total{transport=\"tcp\"}").await, 6);
     c.stop().await;
 }
 
@@ -136,33 +100,21 @@ async fn call_summary_search_and_flow() {
     let start = now_secs() - 3600;
     let call = basic_call("api-1@test", "1001", "4915551234");
     // Seen by two capture points: lb1 at the time, ast1 300 us later.
-    c.send_udp(&hep_for(&call, start, (1, "lb1"), 0, None))
-        .await;
-    c.send_udp(&hep_for(&call, start, (2, "ast1"), 300, None))
-        .await;
+    c.send_udp(&hep_for(&call, start, (1, "lb1"), 0, None)).await;
+    c.send_udp(&hep_for(&call, start, (2, "ast1"), 300, None)).await;
     let other = basic_call("api-2@test", "2002", "777");
-    c.send_udp(&hep_for(&other[..1], start + 5, (1, "lb1"), 0, None))
-        .await;
+    c.send_udp(&hep_for(&other[..1], start + 5, (1, "lb1"), 0, None)).await;
     assert_eq!(c.wait_rows("1", 15).await, 15);
     assert_eq!(c.wait_summary(15).await, 15);
 
-    let (status, body) = c
-        .get(&format!(
-            "/api/v1/calls?from={}&to={}&number=1234",
-            start - 10,
-            start + 60
-        ))
-        .await;
+    let (status, body) = c.get(&format!("/api/v1/calls?from={}&to={}&number=1234", start - 10, start + 60)).await;
     assert_eq!(status, 200, "{body}");
     let v: Value = serde_json::from_str(&body).unwrap();
     let calls = v["calls"].as_array().unwrap();
     assert_eq!(calls.len(), 1, "{body}");
     let s = &calls[0];
     assert_eq!(s["call_id"], "api-1@test");
-    assert_eq!(
-        (s["caller"].as_str(), s["callee"].as_str()),
-        (Some("1001"), Some("4915551234"))
-    );
+    assert_eq!((s["caller"].as_str(), s["callee"].as_str()), (Some("1001"), Some("4915551234")));
     assert_eq!(s["messages"], 14);
     assert_eq!(s["final_status"], 200);
     assert_eq!(s["state"], "completed");
@@ -173,109 +125,55 @@ async fn call_summary_search_and_flow() {
     let search = |q: String| {
         let c = &c;
         async move {
-            let (st, body) = c
-                .get(&format!(
-                    "/api/v1/calls?from={}&to={}&{q}",
-                    start - 10,
-                    start + 60
-                ))
-                .await;
+            let (st, body) = c.get(&format!("/api/v1/calls?from={}&to={}&{q}", start - 10, start + 60)).await;
             assert_eq!(st, 200, "{body}");
             let v: Value = serde_json::from_str(&body).unwrap();
-            v["calls"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|c| c["call_id"].as_str().unwrap().to_owned())
-                .collect::<Vec<_>>()
+            v["calls"].as_array().unwrap().iter().map(|c| c["call_id"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
         }
     };
     assert_eq!(search("node=ast1".into()).await, vec!["api-1@test"]);
     assert_eq!(search("status=200".into()).await, vec!["api-1@test"]);
-    assert_eq!(
-        search("call_id=api-2@test".into()).await,
-        vec!["api-2@test"]
-    );
-    assert_eq!(
-        search("limit=1".into()).await,
-        vec!["api-2@test"],
-        "newest first"
-    );
+    assert_eq!(search("call_id=api-2@test".into()).await, vec!["api-2@test"]);
+    assert_eq!(search("limit=1".into()).await, vec!["api-2@test"], "newest first");
     assert_eq!(search("limit=1&offset=1".into()).await, vec!["api-1@test"]);
     assert!(search("number=9999".into()).await.is_empty());
 
     let (status, body) = c.get("/api/v1/calls/api-1@test").await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(
-        serde_json::from_str::<Value>(&body).unwrap()["messages"],
-        14
-    );
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["messages"], 14);
 
     let (status, body) = c.get("/api/v1/calls/api-1@test/flow").await;
     assert_eq!(status, 200, "{body}");
     let flow: Value = serde_json::from_str(&body).unwrap();
     let msgs = flow["messages"].as_array().unwrap();
     let labels: Vec<&str> = msgs.iter().map(|m| m["label"].as_str().unwrap()).collect();
-    assert_eq!(
-        labels,
-        [
-            "INVITE",
-            "100 Trying",
-            "180 Ringing",
-            "200 OK",
-            "ACK",
-            "BYE",
-            "200 OK"
-        ]
-    );
+    assert_eq!(labels, ["INVITE", "100 Trying", "180 Ringing", "200 OK", "ACK", "BYE", "200 OK"]);
     for m in msgs {
-        let nodes: Vec<&str> = m["sightings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s["node"].as_str().unwrap())
-            .collect();
+        let nodes: Vec<&str> = m["sightings"].as_array().unwrap().iter().map(|s| s["node"].as_str().unwrap()).collect();
         assert_eq!(nodes, ["lb1", "ast1"], "{m}");
         assert_eq!(m["sightings"][1]["delay_us"], 300);
     }
-    assert_eq!(
-        (msgs[0]["src"].as_str(), msgs[0]["dst"].as_str()),
-        (Some("10.0.0.1:5060"), Some("10.0.0.2:5060"))
-    );
+    assert_eq!((msgs[0]["src"].as_str(), msgs[0]["dst"].as_str()), (Some("10.0.0.1:5060"), Some("10.0.0.2:5060")));
 
     let (status, text) = c.get("/api/v1/calls/api-1@test/flow?format=text").await;
     assert_eq!(status, 200);
-    assert!(
-        text.contains("10.0.0.1:5060") && text.contains("10.0.0.2:5060"),
-        "{text}"
-    );
-    assert!(
-        text.contains("--INVITE--") && text.contains("[lb1,ast1]"),
-        "{text}"
-    );
-    assert!(
-        text.contains("<--") && text.contains("180 Ringing"),
-        "{text}"
-    );
+    assert!(text.contains("10.0.0.1:5060") && text.contains("10.0.0.2:5060"), "{text}");
+    assert!(text.contains("--INVITE--") && text.contains("[lb1,ast1]"), "{text}");
+    assert!(text.contains("<--") && text.contains("180 Ringing"), "{text}");
     println!("{text}");
 
     let id = msgs[0]["id"].as_str().unwrap();
     let (status, body) = c.get(&format!("/api/v1/messages/{id}")).await;
     assert_eq!(status, 200, "{body}");
     let m: Value = serde_json::from_str(&body).unwrap();
-    assert!(m["raw"]
-        .as_str()
-        .unwrap()
-        .starts_with("INVITE sip:4915551234@10.0.0.2:5060 SIP/2.0\r\n"));
+    assert!(m["raw"].as_str().unwrap().starts_with("INVITE sip:4915551234@10.0.0.2:5060 SIP/2.0\r\n"));
     let (status, raw) = c.get(&format!("/api/v1/messages/{id}?format=raw")).await;
     assert_eq!(status, 200);
     assert!(raw.ends_with("m=audio 40000 RTP/AVP 0\r\n"));
 
     // pcap: 7 messages once each, or all 14 sightings.
     for (q, n) in [("", 7), ("?sightings=all", 14)] {
-        let (status, pcap) = c
-            .get_bytes(&format!("/api/v1/calls/api-1@test/pcap{q}"))
-            .await;
+        let (status, pcap) = c.get_bytes(&format!("/api/v1/calls/api-1@test/pcap{q}")).await;
         assert_eq!(status, 200);
         assert_eq!(&pcap[..4], &[0xd4, 0xc3, 0xb2, 0xa1], "pcap magic");
         assert_eq!(pcap_records(&pcap), n);
@@ -313,24 +211,13 @@ async fn wrong_auth_key_is_dropped_and_counted() {
     let c = TestCollector::start(config).await;
     let start = now_secs() - 3600;
     let call = basic_call("auth-1@test", "1", "2");
-    c.send_udp(&hep_for(&call[..1], start, (1, "lb1"), 0, Some("wrong")))
-        .await;
-    c.send_udp(&hep_for(&call[1..2], start, (1, "lb1"), 0, None))
-        .await;
-    c.send_udp(&hep_for(&call[2..3], start, (1, "lb1"), 0, Some("s3cret")))
-        .await;
+    c.send_udp(&hep_for(&call[..1], start, (1, "lb1"), 0, Some("wrong"))).await;
+    c.send_udp(&hep_for(&call[1..2], start, (1, "lb1"), 0, None)).await;
+    c.send_udp(&hep_for(&call[2..3], start, (1, "lb1"), 0, Some("s3cret"))).await;
     assert_eq!(c.wait_rows("call_id = 'auth-1@test'", 1).await, 1);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        c.wait_rows("1", 1).await,
-        1,
-        "only the packet with the right key is stored"
-    );
-    assert_eq!(
-        c.metric("collector_dropped_packets_total{reason=\"auth\"}")
-            .await,
-        2
-    );
+    assert_eq!(c.wait_rows("1", 1).await, 1, "only the packet with the right key is stored");
+    assert_eq!(c.metric("collector_dropped_packets_total{reason=\"auth\"}").await, 2);
     c.stop().await;
 }
 
@@ -350,8 +237,7 @@ async fn bad_params_give_400_with_a_json_message() {
     ] {
         let (status, body) = c.get(path).await;
         assert_eq!(status, 400, "{path}: {body}");
-        let v: Value =
-            serde_json::from_str(&body).unwrap_or_else(|_| panic!("{path}: not JSON: {body}"));
+        let v: Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("{path}: not JSON: {body}"));
         assert!(!v["error"].as_str().unwrap().is_empty(), "{path}");
     }
     // A quote in a Call-ID is data, not SQL.
@@ -379,23 +265,10 @@ async fn tcp_framing_error_closes_only_that_connection() {
 async fn non_sip_payloads_are_stored_and_countable() {
     let c = TestCollector::start(test_config("t_other")).await;
     let report = br#"{"type":200,"ssrc":1}"#;
-    let p = Hep3 {
-        payload_type: 5,
-        correlation_id: Some("rtcp-call@test"),
-        payload: report,
-        ..Hep3::default()
-    };
+    let p = Hep3 { payload_type: 5, correlation_id: Some("rtcp-call@test"), payload: report, ..Hep3::default() };
     c.send_udp(&[p.encode()]).await;
-    assert_eq!(
-        c.wait_rows("payload_type = 5 AND call_id = 'rtcp-call@test'", 1)
-            .await,
-        1
-    );
-    let calls: u64 = client(&c.db)
-        .query("SELECT count() FROM sip_calls")
-        .fetch_one()
-        .await
-        .unwrap();
+    assert_eq!(c.wait_rows("payload_type = 5 AND call_id = 'rtcp-call@test'", 1).await, 1);
+    let calls: u64 = client(&c.db).query("SELECT count() FROM sip_calls").fetch_one().await.unwrap();
     assert_eq!(calls, 0, "non-SIP rows make no call");
     c.stop().await;
 }
@@ -408,16 +281,11 @@ async fn shutdown_flushes_the_last_batch() {
     let c = TestCollector::start(config).await;
     let start = now_secs() - 3600;
     let call = basic_call("flush-1@test", "1", "2");
-    c.send_tcp(&hep_for(&call, start, (1, "lb1"), 0, None))
-        .await;
+    c.send_tcp(&hep_for(&call, start, (1, "lb1"), 0, None)).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let db = c.db.clone();
     c.stop().await;
-    let n: u64 = client(&db)
-        .query("SELECT count() FROM sip_messages")
-        .fetch_one()
-        .await
-        .unwrap();
+    let n: u64 = client(&db).query("SELECT count() FROM sip_messages").fetch_one().await.unwrap();
     assert_eq!(n, 7);
 }
 
@@ -432,17 +300,8 @@ async fn retention_drops_old_partitions() {
         .await
         .unwrap();
     let today = collector::timeutil::date_string(u64::from(now_secs()) * 1_000_000);
-    let dropped = schema::drop_expired_partitions(&server, "t_retention", 30, &today)
-        .await
-        .unwrap();
-    assert_eq!(
-        dropped, 2,
-        "the 2020 partition of sip_messages and of sip_calls"
-    );
-    let left: Vec<String> = db
-        .query("SELECT call_id FROM sip_messages")
-        .fetch_all()
-        .await
-        .unwrap();
+    let dropped = schema::drop_expired_partitions(&server, "t_retention", 30, &today).await.unwrap();
+    assert_eq!(dropped, 2, "the 2020 partition of sip_messages and of sip_calls");
+    let left: Vec<String> = db.query("SELECT call_id FROM sip_messages").fetch_all().await.unwrap();
     assert_eq!(left, vec!["new"]);
 }

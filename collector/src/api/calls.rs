@@ -110,11 +110,7 @@ pub async fn search<Q: CallQueries>(
     q: Result<Query<SearchParams>, QueryRejection>,
 ) -> Result<Json<SearchResult>, ApiError> {
     let filter = validate(params(q)?, now_us())?;
-    let calls = state
-        .queries
-        .search(&filter)
-        .await
-        .map_err(ApiError::internal)?;
+    let calls = state.queries.search(&filter).await.map_err(ApiError::internal)?;
     let full = calls.len() as u32 == filter.limit;
     Ok(Json(SearchResult {
         calls: calls.into_iter().map(CallView::from).collect(),
@@ -132,13 +128,8 @@ pub async fn summary<Q: CallQueries>(
     Path(call_id): Path<String>,
 ) -> Result<Json<CallView>, ApiError> {
     check_call_id(&call_id)?;
-    let call = state
-        .queries
-        .call(&call_id)
-        .await
-        .map_err(ApiError::internal)?;
-    call.map(|c| Json(c.into()))
-        .ok_or_else(|| ApiError::not_found(format!("no call with Call-ID `{call_id}`")))
+    let call = state.queries.call(&call_id).await.map_err(ApiError::internal)?;
+    call.map(|c| Json(c.into())).ok_or_else(|| ApiError::not_found(format!("no call with Call-ID `{call_id}`")))
 }
 
 /// Call-IDs are free text in SIP; bound the length only (values are bound, not spliced).
@@ -150,18 +141,13 @@ pub fn check_call_id(call_id: &str) -> Result<(), ApiError> {
 }
 
 fn now_us() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
 }
 
 /// Turns the raw parameters into a bounded filter, or says which one is wrong.
 pub fn validate(p: SearchParams, now_us: u64) -> Result<CallFilter, ApiError> {
     let time = |name: &str, v: &Option<String>| -> Result<Option<u64>, ApiError> {
-        v.as_deref()
-            .map(parse_time)
-            .transpose()
-            .map_err(|e| ApiError::bad_request(format!("{name}: {e}")))
+        v.as_deref().map(parse_time).transpose().map_err(|e| ApiError::bad_request(format!("{name}: {e}")))
     };
     let to_us = time("to", &p.to)?.unwrap_or(now_us);
     let from_us = time("from", &p.from)?.unwrap_or(to_us.saturating_sub(DEFAULT_WINDOW_US));
@@ -169,33 +155,21 @@ pub fn validate(p: SearchParams, now_us: u64) -> Result<CallFilter, ApiError> {
         return Err(ApiError::bad_request("from must not be after to"));
     }
     if to_us - from_us > MAX_WINDOW_US {
-        return Err(ApiError::bad_request(
-            "the time range may span at most 93 days",
-        ));
+        return Err(ApiError::bad_request("the time range may span at most 93 days"));
     }
     if let Some(n) = &p.number {
-        let ok = (1..=64).contains(&n.len())
-            && n.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"+*#._-".contains(&b));
+        let ok = (1..=64).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"+*#._-".contains(&b));
         if !ok {
-            return Err(ApiError::bad_request(
-                "number must be 1 to 64 characters of 0-9 A-Z a-z + * # . _ -",
-            ));
+            return Err(ApiError::bad_request("number must be 1 to 64 characters of 0-9 A-Z a-z + * # . _ -"));
         }
     }
     if let Some(id) = &p.call_id {
         check_call_id(id)?;
     }
-    if p.node
-        .as_ref()
-        .is_some_and(|n| n.is_empty() || n.len() > 128)
-    {
+    if p.node.as_ref().is_some_and(|n| n.is_empty() || n.len() > 128) {
         return Err(ApiError::bad_request("node must be 1 to 128 bytes"));
     }
-    let int = |name: &str,
-               v: &Option<String>,
-               range: std::ops::RangeInclusive<u32>|
-     -> Result<Option<u32>, ApiError> {
+    let int = |name: &str, v: &Option<String>, range: std::ops::RangeInclusive<u32>| -> Result<Option<u32>, ApiError> {
         let Some(s) = v else { return Ok(None) };
         match s.parse::<u32>() {
             Ok(n) if range.contains(&n) => Ok(Some(n)),
@@ -258,10 +232,7 @@ mod tests {
             &[("status", "abc")],
             &[("from", "yesterday")],
             &[("number", "12' OR 1=1")],
-            &[
-                ("from", "2025-11-22T00:00:00Z"),
-                ("to", "2025-11-21T00:00:00Z"),
-            ],
+            &[("from", "2025-11-22T00:00:00Z"), ("to", "2025-11-21T00:00:00Z")],
         ] {
             assert!(validate(p(bad), 1).is_err(), "{bad:?}");
         }

@@ -96,18 +96,11 @@ pub async fn flow<Q: CallQueries>(
     let p = params(q)?;
     let format = p.format.as_deref().unwrap_or("json");
     if !matches!(format, "json" | "text") {
-        return Err(ApiError::bad_request(format!(
-            "format must be json or text, not `{format}`"
-        )));
+        return Err(ApiError::bad_request(format!("format must be json or text, not `{format}`")));
     }
     check_call_id(&call_id)?;
-    let summary = state
-        .queries
-        .call(&call_id)
-        .await
-        .map_err(ApiError::internal)?;
-    let summary =
-        summary.ok_or_else(|| ApiError::not_found(format!("no call with Call-ID `{call_id}`")))?;
+    let summary = state.queries.call(&call_id).await.map_err(ApiError::internal)?;
+    let summary = summary.ok_or_else(|| ApiError::not_found(format!("no call with Call-ID `{call_id}`")))?;
     let rows = state
         .queries
         .flow(&call_id, summary.first_us, summary.last_us, MAX_FLOW_ROWS)
@@ -115,11 +108,7 @@ pub async fn flow<Q: CallQueries>(
         .map_err(ApiError::internal)?;
     let flow = build(call_id, rows);
     Ok(match format {
-        "text" => (
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            ladder_text(&flow),
-        )
-            .into_response(),
+        "text" => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], ladder_text(&flow)).into_response(),
         _ => Json(flow).into_response(),
     })
 }
@@ -143,16 +132,10 @@ pub fn build(call_id: String, rows: Vec<FlowRow>) -> Flow {
             .take_while(|m| row.time_us.saturating_sub(m.time_us) <= SIGHTING_WINDOW_US)
             .find(|m| m.hash == row.msg_hash);
         if let Some(m) = same {
-            m.sightings.push(Sighting {
-                delay_us: row.time_us - m.time_us,
-                ..sighting
-            });
+            m.sightings.push(Sighting { delay_us: row.time_us - m.time_us, ..sighting });
             continue;
         }
-        let (src, dst) = (
-            addr(&row.src_ip, row.src_port),
-            addr(&row.dst_ip, row.dst_port),
-        );
+        let (src, dst) = (addr(&row.src_ip, row.src_port), addr(&row.dst_ip, row.dst_port));
         for a in [&src, &dst] {
             if !hosts.contains(a) {
                 hosts.push(a.clone());
@@ -174,12 +157,7 @@ pub fn build(call_id: String, rows: Vec<FlowRow>) -> Flow {
             hash: row.msg_hash,
         });
     }
-    Flow {
-        call_id,
-        hosts,
-        messages,
-        truncated,
-    }
+    Flow { call_id, hosts, messages, truncated }
 }
 
 fn label(row: &FlowRow) -> String {
@@ -188,9 +166,7 @@ fn label(row: &FlowRow) -> String {
     } else if row.status == 0 {
         "(not SIP)".into()
     } else {
-        format!("{} {}", row.status, row.reason)
-            .trim_end()
-            .to_owned()
+        format!("{} {}", row.status, row.reason).trim_end().to_owned()
     }
 }
 
@@ -251,9 +227,7 @@ pub fn ladder_text(flow: &Flow) -> String {
 /// One ladder row: lifelines `|` at each column, an arrow from `from` to `to`.
 fn arrow_row(columns: usize, from: usize, to: usize, label: &str) -> String {
     let width = columns.saturating_sub(1) * COL + 1;
-    let mut cells: Vec<char> = (0..width)
-        .map(|i| if i % COL == 0 { '|' } else { ' ' })
-        .collect();
+    let mut cells: Vec<char> = (0..width).map(|i| if i % COL == 0 { '|' } else { ' ' }).collect();
     let (lo, hi) = (from.min(to) * COL, from.max(to) * COL);
     if lo == hi {
         // Sent to itself (loopback or a missing address): mark the lifeline.
@@ -287,11 +261,7 @@ mod tests {
 
     /// A request (status 0) from .1 to .2, or a response back.
     fn row(id: u64, t: u64, node: &str, hash: u64, status: u16) -> FlowRow {
-        let (src, dst) = if status == 0 {
-            ("10.0.0.1", "10.0.0.2")
-        } else {
-            ("10.0.0.2", "10.0.0.1")
-        };
+        let (src, dst) = if status == 0 { ("10.0.0.1", "10.0.0.2") } else { ("10.0.0.2", "10.0.0.1") };
         FlowRow {
             id,
             time_us: t,
@@ -302,17 +272,9 @@ mod tests {
             dst_ip: dst.into(),
             dst_port: 5060,
             is_request: u8::from(status == 0),
-            method: if status == 0 {
-                "INVITE".into()
-            } else {
-                String::new()
-            },
+            method: if status == 0 { "INVITE".into() } else { String::new() },
             status,
-            reason: if status == 200 {
-                "OK".into()
-            } else {
-                String::new()
-            },
+            reason: if status == 200 { "OK".into() } else { String::new() },
             cseq_num: 1,
             cseq_method: "INVITE".into(),
             msg_hash: hash,
@@ -331,18 +293,11 @@ mod tests {
         assert_eq!(flow.messages.len(), 3);
         assert_eq!(flow.messages[0].sightings.len(), 2);
         assert_eq!(flow.messages[0].sightings[1].delay_us, 300);
-        assert_eq!(
-            flow.messages[1].sightings.len(),
-            1,
-            "500 ms later is a retransmission"
-        );
+        assert_eq!(flow.messages[1].sightings.len(), 1, "500 ms later is a retransmission");
         assert_eq!(flow.messages[2].label, "200 OK");
         assert_eq!(flow.hosts, vec!["10.0.0.1:5060", "10.0.0.2:5060"]);
         let text = ladder_text(&flow);
-        assert!(
-            text.contains("|--------INVITE-------->|  [lb1,ast1]"),
-            "{text}"
-        );
+        assert!(text.contains("|--------INVITE-------->|  [lb1,ast1]"), "{text}");
         assert!(text.contains("|<-------200 OK---------|  [ast1]"), "{text}");
     }
 }

@@ -28,10 +28,7 @@ pub struct AppState<Q> {
 
 impl<Q> Clone for AppState<Q> {
     fn clone(&self) -> Self {
-        Self {
-            queries: self.queries.clone(),
-            metrics: self.metrics.clone(),
-        }
+        Self { queries: self.queries.clone(), metrics: self.metrics.clone() }
     }
 }
 
@@ -58,18 +55,12 @@ pub struct ApiError {
 impl ApiError {
     /// 400 with `message`.
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::BAD_REQUEST,
-            message: message.into(),
-        }
+        Self { status: StatusCode::BAD_REQUEST, message: message.into() }
     }
 
     /// 404 with `message`.
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::NOT_FOUND,
-            message: message.into(),
-        }
+        Self { status: StatusCode::NOT_FOUND, message: message.into() }
     }
 
     /// 500; the cause goes to the log, not to the client.
@@ -84,11 +75,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
-            self.status,
-            Json(serde_json::json!({ "error": self.message })),
-        )
-            .into_response()
+        (self.status, Json(serde_json::json!({ "error": self.message }))).into_response()
     }
 }
 
@@ -104,10 +91,7 @@ fn params<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
 }
 
 async fn metrics_text<Q: CallQueries>(State(state): State<AppState<Q>>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
 }
 
 #[derive(Deserialize)]
@@ -123,19 +107,12 @@ async fn message<Q: CallQueries>(
     q: Result<Query<MessageParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let p = params(q)?;
-    let id: u64 = id.parse().map_err(|_| {
-        ApiError::bad_request(format!("message id `{id}` is not an unsigned integer"))
-    })?;
-    let m = state
-        .queries
-        .message(id)
-        .await
-        .map_err(ApiError::internal)?;
+    let id: u64 =
+        id.parse().map_err(|_| ApiError::bad_request(format!("message id `{id}` is not an unsigned integer")))?;
+    let m = state.queries.message(id).await.map_err(ApiError::internal)?;
     let m = m.ok_or_else(|| ApiError::not_found(format!("no message with id {id}")))?;
     match p.format.as_deref() {
-        Some("raw") => {
-            Ok(([(header::CONTENT_TYPE, "application/octet-stream")], m.raw).into_response())
-        }
+        Some("raw") => Ok(([(header::CONTENT_TYPE, "application/octet-stream")], m.raw).into_response()),
         None | Some("json") => {
             let r = &m.row;
             Ok(Json(serde_json::json!({
@@ -151,8 +128,6 @@ async fn message<Q: CallQueries>(
             }))
             .into_response())
         }
-        Some(other) => Err(ApiError::bad_request(format!(
-            "format must be json or raw, not `{other}`"
-        ))),
+        Some(other) => Err(ApiError::bad_request(format!("format must be json or raw, not `{other}`"))),
     }
 }

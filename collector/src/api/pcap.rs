@@ -38,20 +38,11 @@ pub async fn pcap<Q: CallQueries>(
     let all = match params(q)?.sightings.as_deref() {
         None | Some("first") => false,
         Some("all") => true,
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "sightings must be first or all, not `{other}`"
-            )))
-        }
+        Some(other) => return Err(ApiError::bad_request(format!("sightings must be first or all, not `{other}`"))),
     };
     check_call_id(&call_id)?;
-    let summary = state
-        .queries
-        .call(&call_id)
-        .await
-        .map_err(ApiError::internal)?;
-    let summary =
-        summary.ok_or_else(|| ApiError::not_found(format!("no call with Call-ID `{call_id}`")))?;
+    let summary = state.queries.call(&call_id).await.map_err(ApiError::internal)?;
+    let summary = summary.ok_or_else(|| ApiError::not_found(format!("no call with Call-ID `{call_id}`")))?;
     let mut msgs = state
         .queries
         .flow_raw(&call_id, summary.first_us, summary.last_us, MAX_FLOW_ROWS)
@@ -60,20 +51,11 @@ pub async fn pcap<Q: CallQueries>(
     if !all {
         msgs = first_sightings(msgs);
     }
-    let file_name: String = call_id
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
+    let file_name: String = call_id.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
     Ok((
         [
-            (
-                header::CONTENT_TYPE,
-                "application/vnd.tcpdump.pcap".to_owned(),
-            ),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{file_name}.pcap\""),
-            ),
+            (header::CONTENT_TYPE, "application/vnd.tcpdump.pcap".to_owned()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file_name}.pcap\"")),
         ],
         write_pcap(&msgs),
     )
@@ -184,10 +166,7 @@ fn v4(ip: IpAddr) -> [u8; 4] {
 
 /// The Internet checksum (RFC 1071).
 fn checksum(data: &[u8]) -> u16 {
-    let mut sum: u32 = data
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
-        .sum();
+    let mut sum: u32 = data.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))).sum();
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
     }
@@ -225,10 +204,8 @@ mod tests {
 
     #[test]
     fn writes_valid_ipv4_and_ipv6_records() {
-        let pcap = write_pcap(&[
-            msg("10.0.0.1", "10.0.0.2", b"OPTIONS"),
-            msg("2001:db8::1", "2001:db8::2", b"OPTIONS"),
-        ]);
+        let pcap =
+            write_pcap(&[msg("10.0.0.1", "10.0.0.2", b"OPTIONS"), msg("2001:db8::1", "2001:db8::2", b"OPTIONS")]);
         assert_eq!(&pcap[..4], &[0xd4, 0xc3, 0xb2, 0xa1]);
         let rec1 = &pcap[24..];
         let len1 = u32::from_le_bytes(rec1[8..12].try_into().unwrap()) as usize;

@@ -74,10 +74,7 @@ impl Ingest {
         if self.tx.try_send(row).is_err() {
             self.metrics.drop_n(DropReason::QueueFull, 1);
             if let Some(suppressed) = self.queue_log.allow(now_us() / 1_000_000) {
-                tracing::warn!(
-                    suppressed,
-                    "batch queue full: UDP packets dropped (ClickHouse slow or down?)"
-                );
+                tracing::warn!(suppressed, "batch queue full: UDP packets dropped (ClickHouse slow or down?)");
             }
         }
     }
@@ -89,9 +86,7 @@ impl Ingest {
 }
 
 fn now_us() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
 }
 
 /// Allows one event per interval and counts the ones it suppressed in between.
@@ -106,12 +101,7 @@ impl RateLimit {
     fn allow(&self, now_secs: u64) -> Option<u64> {
         let last = self.last_secs.load(Ordering::Relaxed);
         let due = last == 0 || now_secs >= last + DROP_LOG_INTERVAL_SECS;
-        if due
-            && self
-                .last_secs
-                .compare_exchange(last, now_secs, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
+        if due && self.last_secs.compare_exchange(last, now_secs, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
             return Some(self.suppressed.swap(0, Ordering::Relaxed));
         }
         self.suppressed.fetch_add(1, Ordering::Relaxed);

@@ -32,12 +32,7 @@ pub struct TcpLimits {
 }
 
 /// Accepts on `listener` until shutdown; each connection runs in its own task.
-pub async fn serve(
-    listener: TcpListener,
-    ingest: SharedIngest,
-    limits: TcpLimits,
-    mut shutdown: Shutdown,
-) {
+pub async fn serve(listener: TcpListener, ingest: SharedIngest, limits: TcpLimits, mut shutdown: Shutdown) {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     loop {
         let permit = tokio::select! {
@@ -58,15 +53,10 @@ pub async fn serve(
                 }
             },
         };
-        ingest
-            .metrics()
-            .tcp_connections
-            .fetch_add(1, Ordering::Relaxed);
+        ingest.metrics().tcp_connections.fetch_add(1, Ordering::Relaxed);
         let (ingest, shutdown) = (ingest.clone(), shutdown.clone());
         tokio::spawn(async move {
-            if let Err(reason) =
-                connection(stream, peer, &ingest, limits.idle_timeout, shutdown).await
-            {
+            if let Err(reason) = connection(stream, peer, &ingest, limits.idle_timeout, shutdown).await {
                 tracing::info!(%peer, %reason, "HEP TCP connection closed");
             }
             drop(permit);
@@ -95,10 +85,7 @@ async fn connection(
             Ok(Ok(0)) if buf.is_empty() => return Ok(()),
             Ok(Ok(0)) => {
                 ingest.metrics().drop_n(DropReason::Decode, 1);
-                return Err(format!(
-                    "closed in the middle of a packet ({} bytes buffered)",
-                    buf.len()
-                ));
+                return Err(format!("closed in the middle of a packet ({} bytes buffered)", buf.len()));
             }
             Ok(Ok(_)) => {}
             Ok(Err(e)) => return Err(e.to_string()),
@@ -107,34 +94,21 @@ async fn connection(
 }
 
 /// Decodes and queues every whole frame at the front of `buf`.
-async fn drain_frames(
-    buf: &mut BytesMut,
-    peer: SocketAddr,
-    ingest: &SharedIngest,
-) -> Result<(), String> {
+async fn drain_frames(buf: &mut BytesMut, peer: SocketAddr, ingest: &SharedIngest) -> Result<(), String> {
     loop {
         let len = match hep::frame_len(buf) {
             Ok(Some(len)) if buf.len() >= len => len,
             Ok(_) => return Ok(()),
             Err(e) => {
-                ingest
-                    .metrics()
-                    .tcp_frame_errors
-                    .fetch_add(1, Ordering::Relaxed);
+                ingest.metrics().tcp_frame_errors.fetch_add(1, Ordering::Relaxed);
                 ingest.metrics().drop_n(DropReason::Decode, 1);
                 return Err(format!("framing error: {e}"));
             }
         };
         let frame = buf.split_to(len);
-        ingest
-            .metrics()
-            .received_tcp
-            .fetch_add(1, Ordering::Relaxed);
+        ingest.metrics().received_tcp.fetch_add(1, Ordering::Relaxed);
         if let Some(row) = ingest.decode(&frame, peer) {
-            ingest
-                .push(row)
-                .await
-                .map_err(|()| "collector shutting down".to_owned())?;
+            ingest.push(row).await.map_err(|()| "collector shutting down".to_owned())?;
         }
     }
 }

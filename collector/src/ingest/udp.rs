@@ -26,10 +26,7 @@ pub async fn serve(socket: UdpSocket, ingest: SharedIngest, mut shutdown: Shutdo
                 }
             },
         };
-        ingest
-            .metrics()
-            .received_udp
-            .fetch_add(1, Ordering::Relaxed);
+        ingest.metrics().received_udp.fetch_add(1, Ordering::Relaxed);
         if let Some(row) = ingest.decode(&buf[..n], peer) {
             ingest.offer(row);
         }

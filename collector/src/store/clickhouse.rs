@@ -7,9 +7,7 @@ use clickhouse::error::Error;
 use clickhouse::Client;
 use serde::{Deserialize, Deserializer};
 
-use super::{
-    CallFilter, CallQueries, CallSummary, FlowRow, InsertOutcome, MessageSink, StoredMessage,
-};
+use super::{CallFilter, CallQueries, CallSummary, FlowRow, InsertOutcome, MessageSink, StoredMessage};
 use crate::config::Config;
 use crate::decode::MessageRow;
 use crate::timeutil::{date_string, MICROS};
@@ -20,9 +18,7 @@ pub const MESSAGES_TABLE: &str = "sip_messages";
 /// ClickHouse error codes that mean "this data is wrong": retrying the same batch
 /// would fail the same way (parse errors, type mismatch, unknown column/table/database,
 /// incorrect data, too large string).
-const DATA_ERROR_CODES: &[u32] = &[
-    6, 16, 26, 27, 33, 38, 41, 53, 60, 62, 69, 70, 72, 81, 117, 131,
-];
+const DATA_ERROR_CODES: &[u32] = &[6, 16, 26, 27, 33, 38, 41, 53, 60, 62, 69, 70, 72, 81, 117, 131];
 
 /// Both store traits over one HTTP client (cheap to clone: it shares a connection pool).
 #[derive(Clone)]
@@ -34,9 +30,7 @@ impl ClickHouseStore {
     /// A client for the configured URL and credentials, without a database (for the
     /// schema step, which may have to create it).
     pub fn server_client(config: &Config) -> Client {
-        let mut client = Client::default()
-            .with_url(&config.clickhouse_url)
-            .with_validation(false);
+        let mut client = Client::default().with_url(&config.clickhouse_url).with_validation(false);
         if let Some(user) = &config.clickhouse_user {
             client = client.with_user(user);
         }
@@ -48,9 +42,7 @@ impl ClickHouseStore {
 
     /// A store on `database`.
     pub fn new(server: &Client, database: &str) -> Self {
-        Self {
-            client: server.clone().with_database(database),
-        }
+        Self { client: server.clone().with_database(database) }
     }
 
     async fn try_insert(&self, rows: &[MessageRow]) -> Result<(), Error> {
@@ -79,9 +71,7 @@ pub fn classify(err: &Error) -> InsertOutcome {
 /// newer servers `Code: 53. DB::Exception...`).
 fn error_code(msg: &str) -> Option<u32> {
     let rest = &msg[msg.find("Code: ")? + 6..];
-    let end = rest
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(rest.len());
+    let end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
     rest[..end].parse().ok()
 }
 
@@ -96,15 +86,13 @@ impl MessageSink for ClickHouseStore {
 
 /// Finalises the `sip_calls` aggregate states; the call filter goes in `{where}` (per
 /// partition row) and `{having}` (on the merged call).
-const SUMMARY_SELECT: &str =
-    "SELECT call_id, minMerge(first_us) AS f_us, maxMerge(last_us) AS l_us, \
+const SUMMARY_SELECT: &str = "SELECT call_id, minMerge(first_us) AS f_us, maxMerge(last_us) AS l_us, \
     countMerge(messages) AS n, argMinMerge(caller) AS a, argMinMerge(callee) AS b, \
     argMaxMerge(final_status) AS st, groupUniqArrayMerge(nodes) AS ns, \
     groupUniqArrayMerge(methods) AS ms, maxMerge(aleg_id) AS al \
     FROM sip_calls";
 
-const FLOW_COLUMNS: &str =
-    "id, toUInt64(ts) * 1000000 + ts_us, node_name, transport, src_ip, src_port, \
+const FLOW_COLUMNS: &str = "id, toUInt64(ts) * 1000000 + ts_us, node_name, transport, src_ip, src_port, \
     dst_ip, dst_port, is_request, method, status, reason, cseq_num, cseq_method, msg_hash";
 
 impl CallQueries for ClickHouseStore {
@@ -124,11 +112,7 @@ impl CallQueries for ClickHouseStore {
             sql.push_str(" AND st = ?");
         }
         sql.push_str(" ORDER BY f_us DESC, call_id LIMIT ?, ?");
-        let mut q = self
-            .client
-            .query(&sql)
-            .bind(date_string(f.from_us))
-            .bind(date_string(f.to_us));
+        let mut q = self.client.query(&sql).bind(date_string(f.from_us)).bind(date_string(f.to_us));
         if let Some(id) = &f.call_id {
             q = q.bind(id);
         }
@@ -142,30 +126,15 @@ impl CallQueries for ClickHouseStore {
         if let Some(st) = f.status {
             q = q.bind(st);
         }
-        q.bind(f.offset)
-            .bind(f.limit)
-            .fetch_all()
-            .await
-            .map_err(|e| format!("call search: {e}"))
+        q.bind(f.offset).bind(f.limit).fetch_all().await.map_err(|e| format!("call search: {e}"))
     }
 
     async fn call(&self, call_id: &str) -> Result<Option<CallSummary>, String> {
         let sql = format!("{SUMMARY_SELECT} WHERE call_id = ? GROUP BY call_id");
-        self.client
-            .query(&sql)
-            .bind(call_id)
-            .fetch_optional()
-            .await
-            .map_err(|e| format!("call summary: {e}"))
+        self.client.query(&sql).bind(call_id).fetch_optional().await.map_err(|e| format!("call summary: {e}"))
     }
 
-    async fn flow(
-        &self,
-        call_id: &str,
-        from_us: u64,
-        to_us: u64,
-        limit: u32,
-    ) -> Result<Vec<FlowRow>, String> {
+    async fn flow(&self, call_id: &str, from_us: u64, to_us: u64, limit: u32) -> Result<Vec<FlowRow>, String> {
         let sql = format!(
             "SELECT {FLOW_COLUMNS} FROM {MESSAGES_TABLE} WHERE call_id = ? AND date >= toDate(?) \
              AND date <= toDate(?) AND payload_type = 1 ORDER BY ts, ts_us, id LIMIT ?"
@@ -206,16 +175,9 @@ impl CallQueries for ClickHouseStore {
     }
 
     async fn message(&self, id: u64) -> Result<Option<StoredMessage>, String> {
-        let sql = format!(
-            "SELECT {FLOW_COLUMNS}, call_id, raw FROM {MESSAGES_TABLE} WHERE id = ? LIMIT 1"
-        );
-        let found: Option<MessageFetch> = self
-            .client
-            .query(&sql)
-            .bind(id)
-            .fetch_optional()
-            .await
-            .map_err(|e| format!("message: {e}"))?;
+        let sql = format!("SELECT {FLOW_COLUMNS}, call_id, raw FROM {MESSAGES_TABLE} WHERE id = ? LIMIT 1");
+        let found: Option<MessageFetch> =
+            self.client.query(&sql).bind(id).fetch_optional().await.map_err(|e| format!("message: {e}"))?;
         Ok(found.map(MessageFetch::into_stored))
     }
 }
@@ -293,16 +255,12 @@ mod tests {
 
     #[test]
     fn data_errors_are_not_retried() {
-        let old =
-            Error::BadResponse("Code: 53, e.displayText() = DB::Exception: Type mismatch".into());
+        let old = Error::BadResponse("Code: 53, e.displayText() = DB::Exception: Type mismatch".into());
         assert!(matches!(classify(&old), InsertOutcome::GiveUp(_)));
         let new = Error::BadResponse("Code: 117. DB::Exception: Incorrect data".into());
         assert!(matches!(classify(&new), InsertOutcome::GiveUp(_)));
         let overload = Error::BadResponse("Code: 252. DB::Exception: Too many parts".into());
         assert!(matches!(classify(&overload), InsertOutcome::Retry(_)));
-        assert!(matches!(
-            classify(&Error::TimedOut),
-            InsertOutcome::Retry(_)
-        ));
+        assert!(matches!(classify(&Error::TimedOut), InsertOutcome::Retry(_)));
     }
 }

@@ -128,15 +128,9 @@ pub struct StoredMessage {
 /// Read side of the store, for the API. Errors are messages for the log and a 500.
 pub trait CallQueries: Send + Sync + 'static {
     /// Calls matching `filter`, newest first.
-    fn search(
-        &self,
-        filter: &CallFilter,
-    ) -> impl Future<Output = Result<Vec<CallSummary>, String>> + Send;
+    fn search(&self, filter: &CallFilter) -> impl Future<Output = Result<Vec<CallSummary>, String>> + Send;
     /// The summary of one call.
-    fn call(
-        &self,
-        call_id: &str,
-    ) -> impl Future<Output = Result<Option<CallSummary>, String>> + Send;
+    fn call(&self, call_id: &str) -> impl Future<Output = Result<Option<CallSummary>, String>> + Send;
     /// Every SIP row of a call within `[from_us, to_us]`, in capture order, at most `limit`.
     fn flow(
         &self,
@@ -154,8 +148,5 @@ pub trait CallQueries: Send + Sync + 'static {
         limit: u32,
     ) -> impl Future<Output = Result<Vec<StoredMessage>, String>> + Send;
     /// One message by id.
-    fn message(
-        &self,
-        id: u64,
-    ) -> impl Future<Output = Result<Option<StoredMessage>, String>> + Send;
+    fn message(&self, id: u64) -> impl Future<Output = Result<Option<StoredMessage>, String>> + Send;
 }

@@ -20,25 +20,16 @@ pub struct SchemaFile {
 
 macro_rules! schema_file {
     ($path:literal) => {
-        SchemaFile {
-            name: $path,
-            sql: include_str!(concat!("../../../schema/", $path)),
-        }
+        SchemaFile { name: $path, sql: include_str!(concat!("../../../schema/", $path)) }
     };
 }
 
 /// Portable DDL, applied to every server.
-pub const BASE: &[SchemaFile] = &[
-    schema_file!("001_sip_messages.sql"),
-    schema_file!("002_sip_calls.sql"),
-];
+pub const BASE: &[SchemaFile] = &[schema_file!("001_sip_messages.sql"), schema_file!("002_sip_calls.sql")];
 
 /// Modern-only DDL. `{{retention_days}}` is substituted; the TTL file is skipped when
 /// retention is off.
-pub const MODERN: &[SchemaFile] = &[
-    schema_file!("modern/101_ttl.sql"),
-    schema_file!("modern/102_indexes.sql"),
-];
+pub const MODERN: &[SchemaFile] = &[schema_file!("modern/101_ttl.sql"), schema_file!("modern/102_indexes.sql")];
 
 /// First ClickHouse major version given the modern files (ngrambf indexes and
 /// `ADD INDEX IF NOT EXISTS` are stable from there on).
@@ -60,52 +51,29 @@ pub struct SchemaReport {
 
 /// Splits a file into statements: `--` comment lines dropped, split on `;`.
 pub fn statements(sql: &str) -> Vec<String> {
-    let body: String = sql
-        .lines()
-        .filter(|l| !l.trim_start().starts_with("--"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    body.split(';')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
+    let body: String = sql.lines().filter(|l| !l.trim_start().starts_with("--")).collect::<Vec<_>>().join("\n");
+    body.split(';').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }
 
 /// Whether a `version()` string (e.g. `18.16.1`, `24.8.4.13`) is at least [`MODERN_MAJOR`].
 pub fn is_modern(version: &str) -> bool {
-    version
-        .split('.')
-        .next()
-        .and_then(|m| m.parse::<u32>().ok())
-        .is_some_and(|m| m >= MODERN_MAJOR)
+    version.split('.').next().and_then(|m| m.parse::<u32>().ok()).is_some_and(|m| m >= MODERN_MAJOR)
 }
 
 /// Creates the database when missing, then applies [`BASE`] and, on a modern server,
 /// [`MODERN`]. `client` must not have a database set; the tables go to `database`.
-pub async fn apply(
-    client: &Client,
-    database: &str,
-    retention_days: u32,
-) -> Result<SchemaReport, String> {
+pub async fn apply(client: &Client, database: &str, retention_days: u32) -> Result<SchemaReport, String> {
     client
         .query("CREATE DATABASE IF NOT EXISTS ?")
         .bind(Identifier(database))
         .execute()
         .await
         .map_err(|e| format!("creating database {database}: {e}"))?;
-    let server_version: String = client
-        .query("SELECT version()")
-        .fetch_one()
-        .await
-        .map_err(|e| format!("SELECT version(): {e}"))?;
+    let server_version: String =
+        client.query("SELECT version()").fetch_one().await.map_err(|e| format!("SELECT version(): {e}"))?;
     let modern = is_modern(&server_version);
     let db = client.clone().with_database(database);
-    let mut report = SchemaReport {
-        server_version,
-        modern,
-        statements: 0,
-    };
+    let mut report = SchemaReport { server_version, modern, statements: 0 };
     report.statements += run_files(&db, BASE, None).await?;
     if modern {
         report.statements += run_files(&db, MODERN, Some(retention_days)).await?;
@@ -113,26 +81,16 @@ pub async fn apply(
     Ok(report)
 }
 
-async fn run_files(
-    db: &Client,
-    files: &[SchemaFile],
-    retention_days: Option<u32>,
-) -> Result<usize, String> {
+async fn run_files(db: &Client, files: &[SchemaFile], retention_days: Option<u32>) -> Result<usize, String> {
     let mut n = 0;
     for file in files {
         if file.sql.contains("{{retention_days}}") && retention_days.unwrap_or(0) == 0 {
             continue;
         }
-        let sql = file.sql.replace(
-            "{{retention_days}}",
-            &retention_days.unwrap_or(0).to_string(),
-        );
+        let sql = file.sql.replace("{{retention_days}}", &retention_days.unwrap_or(0).to_string());
         for stmt in statements(&sql) {
             // query_raw: DDL has no bind placeholders, and `?` must pass through.
-            db.query_raw(&stmt)
-                .execute()
-                .await
-                .map_err(|e| format!("{}: {e}\nstatement: {stmt}", file.name))?;
+            db.query_raw(&stmt).execute().await.map_err(|e| format!("{}: {e}\nstatement: {stmt}", file.name))?;
             n += 1;
         }
     }
@@ -176,12 +134,7 @@ pub async fn drop_expired_partitions(
             .bind(&part.partition_id)
             .execute()
             .await
-            .map_err(|e| {
-                format!(
-                    "dropping partition {} of {}: {e}",
-                    part.partition_id, part.table
-                )
-            })?;
+            .map_err(|e| format!("dropping partition {} of {}: {e}", part.partition_id, part.table))?;
     }
     Ok(parts.len())
 }
@@ -192,13 +145,8 @@ mod tests {
 
     #[test]
     fn splits_statements_and_drops_comments() {
-        let s = statements(
-            "-- a; comment\nCREATE TABLE a (x UInt8);\n\n-- b\nCREATE VIEW b AS SELECT 1;\n",
-        );
-        assert_eq!(
-            s,
-            vec!["CREATE TABLE a (x UInt8)", "CREATE VIEW b AS SELECT 1"]
-        );
+        let s = statements("-- a; comment\nCREATE TABLE a (x UInt8);\n\n-- b\nCREATE VIEW b AS SELECT 1;\n");
+        assert_eq!(s, vec!["CREATE TABLE a (x UInt8)", "CREATE VIEW b AS SELECT 1"]);
     }
 
     #[test]
@@ -213,10 +161,7 @@ mod tests {
                 .collect();
             on_disk.sort();
             let listed: Vec<String> = list.iter().map(|f| f.name.to_owned()).collect();
-            assert_eq!(
-                on_disk, listed,
-                "schema/{sub} and the compiled-in list differ"
-            );
+            assert_eq!(on_disk, listed, "schema/{sub} and the compiled-in list differ");
         }
     }
 

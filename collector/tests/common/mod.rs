@@ -31,8 +31,7 @@ pub fn clickhouse() -> &'static ClickHouse {
 
 fn start_clickhouse() -> ClickHouse {
     let port = spare_port_pair();
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("clickhouse-{}", std::process::id()));
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("clickhouse-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/clickhouse.sh");
     let out = Command::new("bash")
@@ -49,9 +48,7 @@ fn start_clickhouse() -> ClickHouse {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    ClickHouse {
-        url: format!("http://127.0.0.1:{port}"),
-    }
+    ClickHouse { url: format!("http://127.0.0.1:{port}") }
 }
 
 /// A port P with P and P+1 free (HTTP and native TCP).
@@ -68,21 +65,13 @@ fn spare_port_pair() -> u16 {
 
 /// A ClickHouse client on `db` (which the caller's collector creates).
 pub fn client(db: &str) -> clickhouse::Client {
-    clickhouse::Client::default()
-        .with_url(&clickhouse().url)
-        .with_validation(false)
-        .with_database(db)
+    clickhouse::Client::default().with_url(&clickhouse().url).with_validation(false).with_database(db)
 }
 
 /// A client without a database, dropping `db` first so reruns start clean.
 pub async fn fresh_db(db: &str) -> clickhouse::Client {
-    let c = clickhouse::Client::default()
-        .with_url(&clickhouse().url)
-        .with_validation(false);
-    c.query(&format!("DROP DATABASE IF EXISTS {db}"))
-        .execute()
-        .await
-        .unwrap();
+    let c = clickhouse::Client::default().with_url(&clickhouse().url).with_validation(false);
+    c.query(&format!("DROP DATABASE IF EXISTS {db}")).execute().await.unwrap();
     c
 }
 
@@ -103,10 +92,7 @@ pub fn test_config(db: &str) -> Config {
     Config {
         clickhouse_url: clickhouse().url.clone(),
         clickhouse_database: db.into(),
-        batch: collector::config::BatchLimits {
-            max_age: Duration::from_millis(100),
-            ..Config::default().batch
-        },
+        batch: collector::config::BatchLimits { max_age: Duration::from_millis(100), ..Config::default().batch },
         ..Config::default()
     }
 }
@@ -126,13 +112,7 @@ impl TestCollector {
             assert!(Instant::now() < deadline, "collector API did not come up");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Self {
-            hep,
-            api,
-            db,
-            trigger,
-            task,
-        }
+        Self { hep, api, db, trigger, task }
     }
 
     /// Triggers shutdown and waits for `run` to return.
@@ -147,9 +127,7 @@ impl TestCollector {
 
     /// Sends each packet as one UDP datagram.
     pub async fn send_udp(&self, packets: &[Vec<u8>]) {
-        let sock = tokio::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
-            .await
-            .unwrap();
+        let sock = tokio::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
         for p in packets {
             sock.send_to(p, self.hep).await.unwrap();
         }
@@ -185,16 +163,14 @@ impl TestCollector {
 
     /// Waits until `SELECT count() FROM sip_messages WHERE {cond}` reaches `n`.
     pub async fn wait_rows(&self, cond: &str, n: u64) -> u64 {
-        self.wait_count(&format!("SELECT count() FROM sip_messages WHERE {cond}"), n)
-            .await
+        self.wait_count(&format!("SELECT count() FROM sip_messages WHERE {cond}"), n).await
     }
 
     /// Waits until the call summary has counted `n` messages. The source part of an
     /// insert becomes visible before the materialized view's part, so tests that read
     /// the summary wait for it separately.
     pub async fn wait_summary(&self, n: u64) -> u64 {
-        self.wait_count("SELECT countMerge(messages) FROM sip_calls", n)
-            .await
+        self.wait_count("SELECT countMerge(messages) FROM sip_calls", n).await
     }
 
     /// Waits until the count `sql` returns reaches `n` (15 s at most); returns the last count.
@@ -232,11 +208,7 @@ pub async fn get_bytes(addr: SocketAddr, path: &str) -> (u16, Vec<u8>) {
     let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
     let status = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
     let body = &buf[end + 4..];
-    let body = if head.contains("transfer-encoding: chunked") {
-        dechunk(body)
-    } else {
-        body.to_vec()
-    };
+    let body = if head.contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_vec() };
     (status, body)
 }
 
@@ -345,26 +317,11 @@ pub fn basic_call(call_id: &str, caller: &str, callee: &str) -> Vec<SipMsg> {
     };
     let req = |m: &str| format!("{m} sip:{callee}@10.0.0.2:5060 SIP/2.0");
     let ct = "Content-Type: application/sdp\r\n";
-    let msg = |text, src, dst, at_ms| SipMsg {
-        text,
-        src,
-        dst,
-        at_ms,
-    };
+    let msg = |text, src, dst, at_ms| SipMsg { text, src, dst, at_ms };
     vec![
         msg(hdr(&req("INVITE"), "1 INVITE", false, ct, sdp), a, b, 0),
-        msg(
-            hdr("SIP/2.0 100 Trying", "1 INVITE", false, "", ""),
-            b,
-            a,
-            10,
-        ),
-        msg(
-            hdr("SIP/2.0 180 Ringing", "1 INVITE", true, "", ""),
-            b,
-            a,
-            100,
-        ),
+        msg(hdr("SIP/2.0 100 Trying", "1 INVITE", false, "", ""), b, a, 10),
+        msg(hdr("SIP/2.0 180 Ringing", "1 INVITE", true, "", ""), b, a, 100),
         msg(hdr("SIP/2.0 200 OK", "1 INVITE", true, ct, sdp), b, a, 2000),
         msg(hdr(&req("ACK"), "1 ACK", true, "", ""), a, b, 2010),
         msg(hdr(&req("BYE"), "2 BYE", true, "", ""), a, b, 30_000),
@@ -373,13 +330,7 @@ pub fn basic_call(call_id: &str, caller: &str, callee: &str) -> Vec<SipMsg> {
 }
 
 /// HEP packets for `msgs` as captured by one node, `delay_us` after the call start.
-pub fn hep_for(
-    msgs: &[SipMsg],
-    start: u32,
-    node: (u32, &str),
-    delay_us: u32,
-    auth: Option<&str>,
-) -> Vec<Vec<u8>> {
+pub fn hep_for(msgs: &[SipMsg], start: u32, node: (u32, &str), delay_us: u32, auth: Option<&str>) -> Vec<Vec<u8>> {
     msgs.iter()
         .map(|m| {
             let us = u64::from(m.at_ms) * 1000 + u64::from(delay_us);

@@ -179,6 +179,10 @@ async fn call_summary_search_and_flow() {
         assert_eq!(pcap_records(&pcap), n);
     }
 
+    let (status, doc) = c.get("/api/v1/openapi.json").await;
+    assert_eq!(status, 200);
+    assert!(serde_json::from_str::<Value>(&doc).unwrap()["paths"]["/api/v1/calls/{call_id}/flow"].is_object());
+
     assert_eq!(c.get("/api/v1/calls/nope@test").await.0, 404);
     assert_eq!(c.get("/api/v1/calls/nope@test/flow").await.0, 404);
     assert_eq!(c.get("/api/v1/messages/1").await.0, 404);

@@ -1,0 +1,303 @@
+//! The call flow (ladder): the call's rows in capture order, with copies of one packet
+//! seen at several capture points folded into one message with several sightings.
+//!
+//! Two rows are one message when their raw bytes hash the same and the later one was
+//! captured within [`SIGHTING_WINDOW_US`] of the first: the same packet crosses a LAN in
+//! well under that, while a SIP retransmission comes at least T1 (500 ms) later.
+
+use std::fmt::Write as _;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+use super::calls::check_call_id;
+use super::{params, ApiError, AppState};
+use crate::store::{CallQueries, FlowRow};
+use crate::timeutil::format_rfc3339;
+
+/// Rows with equal hashes this close in time are sightings of one message.
+pub const SIGHTING_WINDOW_US: u64 = 250_000;
+/// Most rows a flow reads (a call with more is cut, and says so).
+pub const MAX_FLOW_ROWS: u32 = 10_000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowParams {
+    format: Option<String>,
+}
+
+/// One capture of a message.
+#[derive(Debug, Clone, Serialize)]
+pub struct Sighting {
+    /// Message row id (for `/api/v1/messages/{id}`).
+    pub id: String,
+    /// Capture node.
+    pub node: String,
+    /// Capture time.
+    pub time: String,
+    /// Microseconds after the message's first sighting.
+    pub delay_us: u64,
+}
+
+/// One SIP message of the flow.
+#[derive(Debug, Clone, Serialize)]
+pub struct FlowMessage {
+    /// Id of the first sighting.
+    pub id: String,
+    /// Time of the first sighting.
+    pub time: String,
+    /// Same, microseconds since the epoch.
+    pub time_us: u64,
+    /// `ip:port` (`[v6]:port`).
+    pub src: String,
+    /// `ip:port`.
+    pub dst: String,
+    /// `udp`, `tcp`, `sctp` or the protocol number.
+    pub transport: String,
+    /// Request method (empty for responses).
+    pub method: String,
+    /// Status (0 for requests).
+    pub status: u16,
+    /// Reason phrase.
+    pub reason: String,
+    /// CSeq, e.g. `1 INVITE`.
+    pub cseq: String,
+    /// What an arrow shows: `INVITE` or `180 Ringing`.
+    pub label: String,
+    /// Every capture point that saw it, earliest first.
+    pub sightings: Vec<Sighting>,
+    #[serde(skip)]
+    hash: u64,
+}
+
+/// The flow of a call.
+#[derive(Debug, Serialize)]
+pub struct Flow {
+    /// Call-ID.
+    pub call_id: String,
+    /// Addresses in order of first appearance (the ladder's columns).
+    pub hosts: Vec<String>,
+    /// Messages in capture order.
+    pub messages: Vec<FlowMessage>,
+    /// Whether the call had more rows than [`MAX_FLOW_ROWS`].
+    pub truncated: bool,
+}
+
+/// `GET /api/v1/calls/{call_id}/flow[?format=json|text]`.
+pub async fn flow<Q: CallQueries>(
+    State(state): State<AppState<Q>>,
+    Path(call_id): Path<String>,
+    q: Result<Query<FlowParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let p = params(q)?;
+    let format = p.format.as_deref().unwrap_or("json");
+    if !matches!(format, "json" | "text") {
+        return Err(ApiError::bad_request(format!("format must be json or text, not `{format}`")));
+    }
+    check_call_id(&call_id)?;
+    let summary = state.queries.call(&call_id).await.map_err(ApiError::internal)?;
+    let summary = summary.ok_or_else(|| ApiError::not_found(format!("no call with Call-ID `{call_id}`")))?;
+    let rows = state
+        .queries
+        .flow(&call_id, summary.first_us, summary.last_us, MAX_FLOW_ROWS)
+        .await
+        .map_err(ApiError::internal)?;
+    let flow = build(call_id, rows);
+    Ok(match format {
+        "text" => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], ladder_text(&flow)).into_response(),
+        _ => Json(flow).into_response(),
+    })
+}
+
+/// Folds rows (in capture order) into messages with sightings.
+pub fn build(call_id: String, rows: Vec<FlowRow>) -> Flow {
+    let truncated = rows.len() >= MAX_FLOW_ROWS as usize;
+    let mut messages: Vec<FlowMessage> = Vec::new();
+    let mut hosts: Vec<String> = Vec::new();
+    for row in rows {
+        let sighting = Sighting {
+            id: row.id.to_string(),
+            node: row.node_name.clone(),
+            time: format_rfc3339(row.time_us),
+            delay_us: 0,
+        };
+        // Sightings are close in time, so only recent messages need checking.
+        let same = messages
+            .iter_mut()
+            .rev()
+            .take_while(|m| row.time_us.saturating_sub(m.time_us) <= SIGHTING_WINDOW_US)
+            .find(|m| m.hash == row.msg_hash);
+        if let Some(m) = same {
+            m.sightings.push(Sighting { delay_us: row.time_us - m.time_us, ..sighting });
+            continue;
+        }
+        let (src, dst) = (addr(&row.src_ip, row.src_port), addr(&row.dst_ip, row.dst_port));
+        for a in [&src, &dst] {
+            if !hosts.contains(a) {
+                hosts.push(a.clone());
+            }
+        }
+        messages.push(FlowMessage {
+            id: sighting.id.clone(),
+            time: sighting.time.clone(),
+            time_us: row.time_us,
+            transport: transport_name(row.transport),
+            label: label(&row),
+            cseq: format!("{} {}", row.cseq_num, row.cseq_method),
+            src,
+            dst,
+            method: row.method,
+            status: row.status,
+            reason: row.reason,
+            sightings: vec![sighting],
+            hash: row.msg_hash,
+        });
+    }
+    Flow { call_id, hosts, messages, truncated }
+}
+
+fn label(row: &FlowRow) -> String {
+    if row.is_request == 1 {
+        row.method.clone()
+    } else if row.status == 0 {
+        "(not SIP)".into()
+    } else {
+        format!("{} {}", row.status, row.reason).trim_end().to_owned()
+    }
+}
+
+/// `ip:port`, bracketing IPv6 addresses.
+pub fn addr(ip: &str, port: u16) -> String {
+    if ip.contains(':') {
+        format!("[{ip}]:{port}")
+    } else {
+        format!("{ip}:{port}")
+    }
+}
+
+/// Transport name of an IP protocol number.
+pub fn transport_name(proto: u8) -> String {
+    match proto {
+        17 => "udp".into(),
+        6 => "tcp".into(),
+        132 => "sctp".into(),
+        other => other.to_string(),
+    }
+}
+
+/// Column width of the text ladder.
+const COL: usize = 24;
+
+/// A terminal ladder: one column per address, one arrow per message with its label,
+/// the time since the first message, and the nodes that captured it.
+pub fn ladder_text(flow: &Flow) -> String {
+    let mut out = String::new();
+    let start = flow.messages.first().map_or(0, |m| m.time_us);
+    let _ = writeln!(out, "Call-ID: {}", flow.call_id);
+    if let Some(first) = flow.messages.first() {
+        let _ = writeln!(out, "Start:   {}", first.time);
+    }
+    let mut header = " ".repeat(12);
+    for h in &flow.hosts {
+        let _ = write!(header, "{:<COL$}", truncate(h, COL - 1));
+    }
+    out.push_str(header.trim_end());
+    out.push('\n');
+    for m in &flow.messages {
+        let from = flow.hosts.iter().position(|h| *h == m.src).unwrap_or(0);
+        let to = flow.hosts.iter().position(|h| *h == m.dst).unwrap_or(0);
+        let secs = m.time_us.saturating_sub(start) as f64 / 1e6;
+        let mut line = format!("{:>10.3}  ", secs);
+        line.push_str(&arrow_row(flow.hosts.len(), from, to, &m.label));
+        let nodes: Vec<&str> = m.sightings.iter().map(|s| s.node.as_str()).collect();
+        let _ = write!(line, "  [{}]", nodes.join(","));
+        out.push_str(&line);
+        out.push('\n');
+    }
+    if flow.truncated {
+        let _ = writeln!(out, "(truncated at {MAX_FLOW_ROWS} rows)");
+    }
+    out
+}
+
+/// One ladder row: lifelines `|` at each column, an arrow from `from` to `to`.
+fn arrow_row(columns: usize, from: usize, to: usize, label: &str) -> String {
+    let width = columns.saturating_sub(1) * COL + 1;
+    let mut cells: Vec<char> = (0..width).map(|i| if i % COL == 0 { '|' } else { ' ' }).collect();
+    let (lo, hi) = (from.min(to) * COL, from.max(to) * COL);
+    if lo == hi {
+        // Sent to itself (loopback or a missing address): mark the lifeline.
+        let text: Vec<char> = format!("|<>{label}").chars().collect();
+        cells.truncate(lo);
+        cells.extend(text);
+        return cells.into_iter().collect();
+    }
+    for c in &mut cells[lo + 1..hi] {
+        *c = '-';
+    }
+    if to > from {
+        cells[hi - 1] = '>';
+    } else {
+        cells[lo + 1] = '<';
+    }
+    let span = hi - lo - 3;
+    let text: Vec<char> = truncate(label, span).chars().collect();
+    let at = lo + 2 + (span - text.len()) / 2;
+    cells[at..at + text.len()].copy_from_slice(&text);
+    cells.into_iter().collect::<String>()
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A request (status 0) from .1 to .2, or a response back.
+    fn row(id: u64, t: u64, node: &str, hash: u64, status: u16) -> FlowRow {
+        let (src, dst) = if status == 0 { ("10.0.0.1", "10.0.0.2") } else { ("10.0.0.2", "10.0.0.1") };
+        FlowRow {
+            id,
+            time_us: t,
+            node_name: node.into(),
+            transport: 17,
+            src_ip: src.into(),
+            src_port: 5060,
+            dst_ip: dst.into(),
+            dst_port: 5060,
+            is_request: u8::from(status == 0),
+            method: if status == 0 { "INVITE".into() } else { String::new() },
+            status,
+            reason: if status == 200 { "OK".into() } else { String::new() },
+            cseq_num: 1,
+            cseq_method: "INVITE".into(),
+            msg_hash: hash,
+        }
+    }
+
+    #[test]
+    fn folds_sightings_but_not_retransmissions() {
+        let rows = vec![
+            row(1, 1_000_000, "lb1", 7, 0),
+            row(2, 1_000_300, "ast1", 7, 0),
+            row(3, 1_500_000, "lb1", 7, 0),
+            row(4, 1_600_000, "ast1", 8, 200),
+        ];
+        let flow = build("c".into(), rows);
+        assert_eq!(flow.messages.len(), 3);
+        assert_eq!(flow.messages[0].sightings.len(), 2);
+        assert_eq!(flow.messages[0].sightings[1].delay_us, 300);
+        assert_eq!(flow.messages[1].sightings.len(), 1, "500 ms later is a retransmission");
+        assert_eq!(flow.messages[2].label, "200 OK");
+        assert_eq!(flow.hosts, vec!["10.0.0.1:5060", "10.0.0.2:5060"]);
+        let text = ladder_text(&flow);
+        assert!(text.contains("|--------INVITE-------->|  [lb1,ast1]"), "{text}");
+        assert!(text.contains("|<-------200 OK---------|  [ast1]"), "{text}");
+    }
+}

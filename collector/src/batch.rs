@@ -1,0 +1,202 @@
+//! The batcher: one task between the ingest queue and the store.
+//!
+//! Rows are inserted when the batch reaches its row or byte limit or when its oldest
+//! row reaches the age limit. A failed insert is retried with capped, jittered backoff
+//! while the queue fills up behind it (TCP senders then wait, UDP packets are dropped
+//! and counted); data errors are never retried. The task ends when every sender is gone,
+//! after a last flush.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::{sleep, sleep_until, Instant};
+
+use crate::config::BatchLimits;
+use crate::decode::MessageRow;
+use crate::metrics::{DropReason, Metrics};
+use crate::shutdown::Shutdown;
+use crate::store::{InsertOutcome, MessageSink};
+
+/// First retry delay.
+const BACKOFF_START: Duration = Duration::from_millis(100);
+/// Longest retry delay.
+const BACKOFF_CAP: Duration = Duration::from_secs(5);
+/// Attempts left for a batch once shutdown has begun: exit promptly rather than hang.
+const SHUTDOWN_ATTEMPTS: u32 = 3;
+
+/// Batches rows from `rx` into `sink`.
+pub struct Batcher<S> {
+    sink: Arc<S>,
+    limits: BatchLimits,
+    metrics: Arc<Metrics>,
+    shutdown: Shutdown,
+}
+
+impl<S: MessageSink> Batcher<S> {
+    /// A batcher writing to `sink`.
+    pub fn new(sink: Arc<S>, limits: BatchLimits, metrics: Arc<Metrics>, shutdown: Shutdown) -> Self {
+        Self { sink, limits, metrics, shutdown }
+    }
+
+    /// Runs until `rx` is closed and drained.
+    pub async fn run(self, mut rx: mpsc::Receiver<MessageRow>) {
+        let mut batch: Vec<MessageRow> = Vec::new();
+        let mut bytes = 0usize;
+        let mut deadline = Instant::now();
+        loop {
+            let row = if batch.is_empty() {
+                rx.recv().await
+            } else {
+                tokio::select! {
+                    row = rx.recv() => row,
+                    () = sleep_until(deadline) => {
+                        self.flush(&mut batch, &mut bytes).await;
+                        continue;
+                    }
+                }
+            };
+            let Some(row) = row else { break };
+            if batch.is_empty() {
+                deadline = Instant::now() + self.limits.max_age;
+            }
+            bytes += row.approx_bytes();
+            batch.push(row);
+            if batch.len() >= self.limits.max_rows || bytes >= self.limits.max_bytes {
+                self.flush(&mut batch, &mut bytes).await;
+            }
+        }
+        self.flush(&mut batch, &mut bytes).await;
+    }
+
+    async fn flush(&self, batch: &mut Vec<MessageRow>, bytes: &mut usize) {
+        if batch.is_empty() {
+            return;
+        }
+        self.deliver(batch).await;
+        batch.clear();
+        *bytes = 0;
+    }
+
+    /// Inserts one batch, retrying transient failures.
+    async fn deliver(&self, batch: &[MessageRow]) {
+        let n = batch.len() as u64;
+        let mut delay = BACKOFF_START;
+        let mut shutdown_attempts = 0;
+        loop {
+            match self.sink.insert(batch).await {
+                InsertOutcome::Ok => {
+                    self.metrics.stored.fetch_add(n, Ordering::Relaxed);
+                    self.metrics.batches.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                InsertOutcome::GiveUp(reason) => {
+                    self.metrics.insert_errors.fetch_add(1, Ordering::Relaxed);
+                    self.metrics.drop_n(DropReason::InsertRejected, n);
+                    tracing::error!(rows = n, %reason, "ClickHouse rejected a batch; dropped (not retried)");
+                    return;
+                }
+                InsertOutcome::Retry(reason) => {
+                    self.metrics.insert_errors.fetch_add(1, Ordering::Relaxed);
+                    if self.shutdown.is_triggered() {
+                        shutdown_attempts += 1;
+                        if shutdown_attempts >= SHUTDOWN_ATTEMPTS {
+                            self.metrics.drop_n(DropReason::Shutdown, n);
+                            tracing::error!(rows = n, %reason, "insert still failing at shutdown; batch dropped");
+                            return;
+                        }
+                    }
+                    tracing::warn!(rows = n, %reason, retry_in_ms = delay.as_millis() as u64, "insert failed; will retry");
+                    sleep(jitter(delay)).await;
+                    delay = (delay * 2).min(BACKOFF_CAP);
+                }
+            }
+        }
+    }
+}
+
+/// 50-100 % of `d`, so collectors that failed together do not retry in lockstep.
+fn jitter(d: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |t| t.subsec_nanos());
+    d / 2 + d.mul_f64(f64::from(nanos % 1000) / 2000.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Fails the first `fail` attempts with `outcome`, then records batch sizes.
+    struct FakeSink {
+        fail: Mutex<u32>,
+        outcome: InsertOutcome,
+        batches: Mutex<Vec<usize>>,
+    }
+
+    impl MessageSink for FakeSink {
+        async fn insert(&self, rows: &[MessageRow]) -> InsertOutcome {
+            let mut fail = self.fail.lock().unwrap();
+            if *fail > 0 {
+                *fail -= 1;
+                return self.outcome.clone();
+            }
+            self.batches.lock().unwrap().push(rows.len());
+            InsertOutcome::Ok
+        }
+    }
+
+    fn sink(fail: u32, outcome: InsertOutcome) -> Arc<FakeSink> {
+        Arc::new(FakeSink { fail: Mutex::new(fail), outcome, batches: Mutex::default() })
+    }
+
+    async fn run(sink: Arc<FakeSink>, rows: usize, limits: BatchLimits) -> Arc<Metrics> {
+        let metrics = Arc::new(Metrics::default());
+        let (_trigger, shutdown) = crate::shutdown::channel();
+        let (tx, rx) = mpsc::channel(rows.max(1));
+        for _ in 0..rows {
+            tx.send(MessageRow::default()).await.unwrap();
+        }
+        drop(tx);
+        Batcher::new(sink, limits, metrics.clone(), shutdown).run(rx).await;
+        metrics
+    }
+
+    const LIMITS: BatchLimits = BatchLimits { max_rows: 4, max_bytes: 1 << 20, max_age: Duration::from_secs(10) };
+
+    #[tokio::test(start_paused = true)]
+    async fn flushes_by_rows_and_at_close() {
+        let s = sink(0, InsertOutcome::Ok);
+        let m = run(s.clone(), 10, LIMITS).await;
+        assert_eq!(*s.batches.lock().unwrap(), vec![4, 4, 2]);
+        assert_eq!(m.stored.load(Ordering::Relaxed), 10);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_transient_errors_only() {
+        let s = sink(2, InsertOutcome::Retry("down".into()));
+        let m = run(s.clone(), 3, LIMITS).await;
+        assert_eq!(*s.batches.lock().unwrap(), vec![3]);
+        assert_eq!(m.insert_errors.load(Ordering::Relaxed), 2);
+
+        let s = sink(1, InsertOutcome::GiveUp("bad".into()));
+        let m = run(s.clone(), 3, LIMITS).await;
+        assert!(s.batches.lock().unwrap().is_empty());
+        assert_eq!(m.dropped(DropReason::InsertRejected), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn flushes_by_age() {
+        let s = sink(0, InsertOutcome::Ok);
+        let metrics = Arc::new(Metrics::default());
+        let (_trigger, shutdown) = crate::shutdown::channel();
+        let (tx, rx) = mpsc::channel(8);
+        let limits = BatchLimits { max_age: Duration::from_millis(50), ..LIMITS };
+        let task = tokio::spawn(Batcher::new(s.clone(), limits, metrics, shutdown).run(rx));
+        tx.send(MessageRow::default()).await.unwrap();
+        sleep(Duration::from_millis(100)).await;
+        assert_eq!(*s.batches.lock().unwrap(), vec![1]);
+        drop(tx);
+        task.await.unwrap();
+    }
+}

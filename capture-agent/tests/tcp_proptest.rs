@@ -90,21 +90,34 @@ fn framing() -> impl Strategy<Value = Framing> {
 
 /// Messages, where to cut the stream, extra (overlapping) retransmitted ranges, and a
 /// delivery order.
-fn scenario() -> impl Strategy<Value = (Framing, Vec<Vec<u8>>, Vec<bool>, Vec<usize>, Vec<(usize, usize)>, u32, u64)> {
+#[derive(Debug, Clone)]
+struct Scenario {
+    framing: Framing,
+    msgs: Vec<Vec<u8>>,
+    keepalive: Vec<bool>,
+    cuts: Vec<usize>,
+    dups: Vec<(usize, usize)>,
+    isn: u32,
+    shuffle_seed: u64,
+}
+
+fn scenario() -> impl Strategy<Value = Scenario> {
     (framing(), prop::collection::vec((0usize..400, any::<bool>(), any::<bool>()), 1..12)).prop_flat_map(
         |(framing, specs)| {
             let msgs: Vec<Vec<u8>> = specs.iter().enumerate().map(|(n, &(len, req, _))| sip(n, len, req)).collect();
             let keepalive: Vec<bool> = specs.iter().map(|s| s.2).collect();
             let len = encode(framing, &msgs, &keepalive).0.len();
-            (
-                Just(framing),
-                Just(msgs),
-                Just(keepalive),
-                prop::collection::vec(1..len, 0..25),
-                prop::collection::vec((0..len, 1usize..300), 0..8),
-                any::<u32>(),
-                any::<u64>(),
-            )
+            let cuts = prop::collection::vec(1..len, 0..25);
+            let dups = prop::collection::vec((0..len, 1usize..300), 0..8);
+            (cuts, dups, any::<u32>(), any::<u64>()).prop_map(move |(cuts, dups, isn, shuffle_seed)| Scenario {
+                framing,
+                msgs: msgs.clone(),
+                keepalive: keepalive.clone(),
+                cuts,
+                dups,
+                isn,
+                shuffle_seed,
+            })
         },
     )
 }
@@ -113,9 +126,8 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
 
     #[test]
-    fn any_cut_order_and_duplication_gives_the_messages_back(
-        (framing, msgs, keepalive, mut cuts, dups, isn, shuffle_seed) in scenario()
-    ) {
+    fn any_cut_order_and_duplication_gives_the_messages_back(sc in scenario()) {
+        let Scenario { framing, msgs, keepalive, mut cuts, dups, isn, shuffle_seed } = sc;
         let (stream, kind) = encode(framing, &msgs, &keepalive);
         cuts.push(0);
         cuts.push(stream.len());

@@ -112,6 +112,22 @@ fn several_messages_in_one_segment() {
 }
 
 #[test]
+fn in_order_messages_are_borrowed_from_the_segment() {
+    let f = flow(40000, 5060);
+    let payload = [sip(1, 10), response(1), sip(2, 0)].concat();
+    let mut tcp = Reassembler::new(Limits::default());
+    let ts = Timestamp::default();
+    tcp.push(&Segment { ts, flow: f, seq: 0, flags: flags::SYN, payload: b"" }, |_| {});
+    let mut borrowed = Vec::new();
+    let range = payload.as_ptr_range();
+    tcp.push(&Segment { ts, flow: f, seq: 1, flags: ACK, payload: &payload[..payload.len() - 5] }, |m| {
+        borrowed.push(range.contains(&m.bytes.as_ptr()));
+    });
+    assert_eq!(borrowed, [true, true]);
+    assert_eq!(tcp.buffered_bytes(), payload.len() - 5 - sip(1, 10).len() - response(1).len());
+}
+
+#[test]
 fn message_split_at_every_byte() {
     let f = flow(40000, 5060);
     let msgs = [sip(1, 30), sip(2, 5)];
@@ -347,6 +363,24 @@ fn websocket_masked_client_and_unmasked_server() {
 }
 
 #[test]
+fn websocket_joined_mid_connection() {
+    let c = flow(43380, 8080);
+    let s = reverse(c);
+    let (req, resp) = (sip(1, 50), response(1));
+    let mut h = Harness::new();
+    // No SYN, no handshake: the capture starts at a frame boundary.
+    let client =
+        [ws_frame(true, 0x1, Some([1, 2, 3, 4]), &req), ws_frame(true, 0x1, Some([5, 6, 7, 8]), &req)].concat();
+    h.seg(1, c, 777, ACK, &client);
+    // Server side starts in the middle of a frame: resync on the next one.
+    let server = [ws_frame(true, 0x1, None, &resp), ws_frame(true, 0x1, None, &resp)].concat();
+    h.seg(2, s, 999, ACK, &server[30..]);
+    assert_eq!(h.texts(), texts(&[req.clone(), req, resp.clone()]));
+    assert!(h.out.iter().all(|o| o.kind == MessageKind::WebSocketSip));
+    assert_eq!(h.counters().junk_bytes, (resp.len() + 2 - 30) as u64);
+}
+
+#[test]
 fn websocket_frames_with_16_and_64_bit_lengths() {
     let c = flow(43380, 8080);
     let (mid, big) = (sip(1, 1000), sip(2, 70_000));
@@ -428,6 +462,7 @@ fn fin_and_rst_drop_state_and_finish_counts_truncated() {
         h.seg(1, f, 1, ACK, &m[..30]);
     }
     h.seg(2, a, 31, ACK | flags::FIN, &m[30..]);
+    h.syn(reverse(b), 0);
     h.seg(2, b, 31, flags::RST, b"");
     assert_eq!(h.texts(), texts(&[m]));
     assert_eq!(h.tcp.flow_count(), 1);

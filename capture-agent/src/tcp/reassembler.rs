@@ -81,7 +81,9 @@ impl Reassembler {
         let emit: &mut dyn FnMut(Message<'_>) = &mut emit;
         let has = |flag: u8| seg.flags & flag != 0;
         if has(flags::RST) {
+            // The connection is gone in both directions.
             self.close(seg.flow, emit);
+            self.close(reverse(seg.flow), emit);
             return;
         }
         let mut seq = SeqNumber(seg.seq);
@@ -115,7 +117,8 @@ impl Reassembler {
         }
     }
 
-    /// Housekeeping at capture time `now`: drops directions idle for longer than
+    /// Housekeeping at capture time `now` (a walk over the whole table: call it every
+    /// second or so of capture time, not per packet): drops directions idle for longer than
     /// [`Limits::idle_timeout`] and gives up on holes older than [`Limits::gap_timeout`]
     /// (which may complete messages, passed to `emit`).
     pub fn expire(&mut self, now: Timestamp, mut emit: impl FnMut(Message<'_>)) {
@@ -206,6 +209,11 @@ impl Reassembler {
         });
         self.counters.flows_evicted += evicted as u64;
     }
+}
+
+/// The other direction of a connection.
+fn reverse(flow: Flow) -> Flow {
+    Flow { src: flow.dst, dst: flow.src, src_port: flow.dst_port, dst_port: flow.src_port, ..flow }
 }
 
 /// Bytes one direction may hold when the others hold `others`.

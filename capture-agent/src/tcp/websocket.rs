@@ -259,8 +259,11 @@ fn handshake_len(data: &[u8]) -> Result<Option<usize>, ()> {
     }
 }
 
+/// `HTTP/1.x 101` with or without a reason phrase.
 fn is_101_status(line: &[u8]) -> bool {
-    line.starts_with(b"HTTP/1.") && line.get(8..13) == Some(b" 101 ".as_slice()) || line.get(8..) == Some(b" 101")
+    line.starts_with(b"HTTP/1.")
+        && line.get(8..12) == Some(b" 101".as_slice())
+        && line.get(12).is_none_or(|&b| b == b' ')
 }
 
 fn is_websocket_upgrade_header(line: &[u8]) -> bool {
@@ -398,6 +401,9 @@ mod tests {
         assert_eq!(handshake_len(resp), Ok(Some(resp.len())));
         assert_eq!(handshake_len(b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n"), Err(()));
         assert_eq!(handshake_len(b"HTTP/1.1 200 OK\r\nUpgrade: websocket\r\n\r\n"), Err(()));
+        let bare = b"HTTP/1.1 101\r\nUpgrade: websocket\r\n\r\n";
+        assert_eq!(handshake_len(bare), Ok(Some(bare.len())));
+        assert_eq!(handshake_len(b"HTTP/1.1 1010 x\r\nUpgrade: websocket\r\n\r\n"), Err(()));
     }
 
     #[test]

@@ -86,6 +86,10 @@ pub struct Cli {
     /// Never draw a progress bar (it is drawn only when stderr is a terminal anyway).
     #[arg(long)]
     pub no_progress: bool,
+
+    /// Decode and count everything, send nothing (inspect a capture; benchmark floor).
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// The config file: the same settings as the flags, snake_case.
@@ -156,7 +160,7 @@ impl FromStr for ReplaySpeed {
 pub struct Settings {
     /// Files to replay, in order.
     pub files: Vec<PathBuf>,
-    /// Collectors; every HEP packet goes to each.
+    /// Collectors; every HEP packet goes to each (none with `--dry-run`).
     pub servers: Vec<String>,
     /// HEP transport.
     pub transport: Transport,
@@ -204,7 +208,11 @@ impl Settings {
             (None, None) => ReplaySpeed::default(),
         };
         let filter = build_filter(cli.filter.or(file.filter), cli.port_range.or(file.port_range))?;
-        let servers = non_empty(cli.hep_server).or(file.hep_server).unwrap_or_else(|| vec![DEFAULT_HEP_SERVER.into()]);
+        let servers = if cli.dry_run {
+            Vec::new()
+        } else {
+            non_empty(cli.hep_server).or(file.hep_server).unwrap_or_else(|| vec![DEFAULT_HEP_SERVER.into()])
+        };
         let discard_methods = non_empty(cli.discard_methods).or(file.discard_methods).unwrap_or_default();
         Ok(Self {
             files: non_empty(cli.read_file).or(file.read_file).unwrap_or_default(),

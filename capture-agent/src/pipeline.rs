@@ -163,7 +163,7 @@ impl<S: FnMut(Batch)> Pipeline<S> {
     }
 
     fn sip(&mut self, ts: Timestamp, flow: &Flow, msg: &[u8]) {
-        let Ok(fields) = sip::scan_with(msg, &self.scan) else {
+        let Ok(fields) = sip::peek(msg, &self.scan) else {
             self.counters.not_sip += 1;
             return;
         };
@@ -209,7 +209,7 @@ impl<S: FnMut(Batch)> Pipeline<S> {
         }
     }
 
-    fn is_discarded(&self, fields: &sip::SipMessage<'_>) -> bool {
+    fn is_discarded(&self, fields: &sip::Peek<'_>) -> bool {
         if self.cfg.discard_methods.is_empty() {
             return false;
         }

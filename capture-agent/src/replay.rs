@@ -79,7 +79,7 @@ impl<S: FnMut(Batch)> Replay<S> {
             let (ts, link) = (pkt.ts, pkt.link_type);
             self.packet(ts, link, pkt.data);
             report.packets += 1;
-            if report.packets % PROGRESS_EVERY == 0 {
+            if report.packets.is_multiple_of(PROGRESS_EVERY) {
                 progress(file.bytes_read());
             }
         }

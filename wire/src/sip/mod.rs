@@ -12,4 +12,4 @@ mod frame;
 mod scan;
 
 pub use frame::{frame, is_keepalive, looks_like_sip, Frame, FrameError, MAX_BODY_LEN, MAX_HEADER_LEN};
-pub use scan::{scan, scan_with, CSeq, NameAddr, ScanConfig, ScanError, Sdp, SipMessage, StartLine};
+pub use scan::{peek, scan, scan_with, CSeq, NameAddr, Peek, ScanConfig, ScanError, Sdp, SipMessage, StartLine};

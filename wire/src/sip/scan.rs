@@ -146,6 +146,47 @@ pub fn scan_with<'a>(msg: &'a [u8], config: &ScanConfig) -> Result<SipMessage<'a
     Ok(raw.finish(start, &msg[headers.body_at..]))
 }
 
+/// The few fields a capture agent needs for each message, from [`peek`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peek<'a> {
+    /// Request or status line.
+    pub start: StartLine<'a>,
+    /// `Call-ID` / `i`.
+    pub call_id: Option<&'a [u8]>,
+    /// `CSeq`.
+    pub cseq: Option<CSeq<'a>>,
+    /// Value of the most preferred header in [`ScanConfig::aleg_headers`] present.
+    pub aleg_id: Option<&'a [u8]>,
+}
+
+/// The start line, Call-ID, CSeq and A-leg id of `msg`, with the same rules as
+/// [`scan_with`] but nothing else parsed: it stops at the first header line by which all
+/// of them are known, so the rest of the headers and the body are never read. This is
+/// what the agent needs per packet (correlation id, method filters) at line rate.
+pub fn peek<'a>(msg: &'a [u8], config: &ScanConfig) -> Result<Peek<'a>, ScanError> {
+    let start_at = msg.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(msg.len());
+    let (first_line, headers_at) = line_at(msg, start_at);
+    let start = parse_start_line(first_line).ok_or(ScanError::BadStartLine)?;
+    let mut raw = RawHeaders::default();
+    for (name, value) in (Headers { msg, pos: headers_at, body_at: msg.len() }) {
+        if value.is_empty() {
+            continue;
+        }
+        if let Some(kind @ (Known::CallId | Known::CSeq)) = known_header(name) {
+            let slot = raw.slot(kind);
+            if slot.is_none() {
+                *slot = Some(value);
+            }
+        }
+        raw.record_aleg(name, value, config);
+        let aleg_done = config.aleg_headers.is_empty() || raw.aleg.is_some_and(|(rank, _)| rank == 0);
+        if raw.call_id.is_some() && raw.cseq.is_some() && aleg_done {
+            break;
+        }
+    }
+    Ok(Peek { start, call_id: raw.call_id, cseq: raw.cseq.and_then(parse_cseq), aleg_id: raw.aleg.map(|(_, v)| v) })
+}
+
 /// The line starting at `pos`, without its CRLF or LF, and where the next line starts.
 fn line_at(msg: &[u8], pos: usize) -> (&[u8], usize) {
     let rest = msg.get(pos..).unwrap_or_default();
@@ -637,6 +678,25 @@ fn media_port(m: &[u8]) -> (&[u8], Option<u16>) {
         parse_decimal(&p[..digits]).and_then(|n| u16::try_from(n).ok())
     });
     (media, port)
+}
+
+#[cfg(test)]
+mod peek_tests {
+    use super::*;
+
+    #[test]
+    fn peek_agrees_with_scan() {
+        let msg = b"SIP/2.0 180 Ringing\r\nv: SIP/2.0/UDP h;branch=z9\r\nCSeq: 7 INVITE\r\ni: abc\r\n\
+                    X-Other: 1\r\nX-Call-ID: second\r\nX-CID: first\r\nContent-Length: 0\r\n\r\n";
+        let config = ScanConfig::default();
+        let full = scan_with(msg, &config).unwrap();
+        let p = peek(msg, &config).unwrap();
+        assert_eq!((p.start, p.call_id, p.cseq, p.aleg_id), (full.start, full.call_id, full.cseq, full.aleg_id));
+        assert_eq!(p.aleg_id, Some(&b"first"[..]));
+        let none = ScanConfig { aleg_headers: vec![] };
+        assert_eq!(peek(msg, &none).unwrap().aleg_id, None);
+        assert_eq!(peek(b"GET / HTTP/1.1\r\n\r\n", &none), Err(ScanError::BadStartLine));
+    }
 }
 
 #[cfg(test)]

@@ -292,9 +292,17 @@ fn run_udp(server: String, addr: SocketAddr, rx: Receiver<Arc<Batch>>) -> Sender
                 continue;
             }
             match send_datagram(&socket, packet) {
-                Ok(()) => {
+                Ok(refused) => {
                     report.packets_sent += 1;
                     report.bytes_sent += packet.len() as u64;
+                    if refused > 0 {
+                        // Each refusal reports an earlier datagram the collector's host
+                        // rejected: that one is lost.
+                        report.packets_lost += refused;
+                        report.last_error = Some(format!(
+                            "{addr} refused datagrams (ICMP port unreachable): is the collector running?"
+                        ));
+                    }
                 }
                 Err(e) => {
                     report.packets_lost += 1;
@@ -306,14 +314,15 @@ fn run_udp(server: String, addr: SocketAddr, rx: Receiver<Arc<Batch>>) -> Sender
     report
 }
 
-/// Sends one datagram, retrying when the local socket buffer is momentarily full.
-fn send_datagram(socket: &UdpSocket, packet: &[u8]) -> io::Result<()> {
+/// Sends one datagram, retrying while the local socket buffer is momentarily full.
+/// Returns how many refusals (ICMP port unreachable, reported on a later send for an
+/// earlier datagram) were seen on the way.
+fn send_datagram(socket: &UdpSocket, packet: &[u8]) -> io::Result<u64> {
+    let mut refused = 0;
     for _ in 0..100 {
         match socket.send(packet) {
-            Ok(_) => return Ok(()),
-            // A refused earlier datagram (ICMP port unreachable) surfaces on a later send:
-            // the collector is down. Try this one again once, then report.
-            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => return socket.send(packet).map(|_| ()),
+            Ok(_) => return Ok(refused),
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => refused += 1,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.raw_os_error() == Some(105) => {
                 thread::sleep(Duration::from_micros(200));
             }

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# The main job on one machine: a local ClickHouse and collector, the shipped captures
+# replayed through the agent, and the calls they hold.
+#   ./run demo         start (or restart) everything and show the calls
+#   ./run demo stop    stop the collector and the ClickHouse this demo started
+# Ports: DEMO_CLICKHOUSE_PORT (18123), DEMO_HEP_LISTEN (127.0.0.1:9060),
+#        DEMO_API_LISTEN (127.0.0.1:9080).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+run=.run/demo
+ch_port=${DEMO_CLICKHOUSE_PORT:-18123}
+hep=${DEMO_HEP_LISTEN:-127.0.0.1:9060}
+api=${DEMO_API_LISTEN:-127.0.0.1:9080}
+db=sip_demo
+mkdir -p "$run"
+
+stop_collector() {
+  if [ -s "$run/collector.pid" ] && kill -0 "$(cat "$run/collector.pid")" 2>/dev/null; then
+    kill -TERM "$(cat "$run/collector.pid")"
+    while kill -0 "$(cat "$run/collector.pid")" 2>/dev/null; do sleep 0.1; done
+  fi
+  rm -f "$run/collector.pid"
+}
+
+if [ "${1:-}" = stop ]; then
+  stop_collector
+  scripts/clickhouse.sh stop --dir "$run/clickhouse"
+  exit 0
+fi
+
+scripts/install-deps.sh
+echo "== building (debug profile, shared with the tests)"
+cargo build --quiet -p capture-agent -p collector --bins
+bin="${CARGO_TARGET_DIR:-target}/debug"
+
+echo "== ClickHouse on 127.0.0.1:$ch_port (data in $run/clickhouse)"
+scripts/clickhouse.sh status --dir "$run/clickhouse" >/dev/null 2>&1 ||
+  scripts/clickhouse.sh start --port-http "$ch_port" --dir "$run/clickhouse"
+ch() { curl -sS --fail-with-body "http://127.0.0.1:$ch_port/" --data-binary "$1"; }
+stop_collector
+ch "DROP DATABASE IF EXISTS $db" # every demo starts from the shipped captures alone
+
+echo "== collector: HEP on $hep (UDP+TCP), API on http://$api"
+"$bin/collector" --clickhouse-url "http://127.0.0.1:$ch_port" --clickhouse-database "$db" \
+  --hep-listen "$hep" --api-listen "$api" --batch-max-age-ms 200 >"$run/collector.log" 2>&1 &
+echo $! >"$run/collector.pid"
+for _ in $(seq 100); do curl -sf "http://$api/healthz" >/dev/null && break; sleep 0.1; done
+curl -sf "http://$api/healthz" >/dev/null || { cat "$run/collector.log"; exit 1; }
+
+echo "== agent: replaying pcaps/ (each file as its own capture node)"
+sent=0
+for f in pcaps/*.pcap*; do
+  node=$(basename "$f" | sed 's/\.pcap.*//')
+  out=$("$bin/capture-agent" --no-progress -r "$f" --hep-server "$hep" --transport tcp --node-name "$node" 2>&1)
+  n=$(echo "$out" | sed -n 's/.*sip_messages=\([0-9]*\) hep_relayed=\([0-9]*\).*/\1 \2/p' | awk '{print $1 + $2}')
+  printf "   %-45s %5d messages\n" "$(basename "$f")" "$n"
+  sent=$((sent + n))
+done
+
+echo "== waiting until ClickHouse holds all $sent messages"
+for _ in $(seq 100); do
+  stored=$(ch "SELECT count() FROM $db.sip_messages")
+  [ "$stored" -ge "$sent" ] && break
+  sleep 0.1
+done
+echo "   stored: $stored"
+
+echo "== calls (GET http://$api/api/v1/calls?limit=8)"
+curl -sf "http://$api/api/v1/calls?limit=8" | python3 -c '
+import json, sys
+calls = json.load(sys.stdin)["calls"]
+print("   %-44s %-16s %-16s %6s %5s  %s" % ("call_id", "caller", "callee", "status", "msgs", "nodes"))
+for c in calls:
+    print("   %-44.44s %-16.16s %-16.16s %6s %5s  %s" % (c["call_id"], c.get("caller") or "-", c.get("callee") or "-",
+          c.get("final_status") or "-", c["messages"], ",".join(c.get("nodes", []))))'
+
+# A call seen on several hops of the load-balancer topology, and the oversized INVITE.
+show=$(ch "SELECT call_id FROM $db.sip_messages WHERE node_name = 'topology_lb_b2bua_sip_only' AND method = 'INVITE' ORDER BY ts, ts_us LIMIT 1")
+enc=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$show")
+echo
+echo "== one call's flow (GET http://$api/api/v1/calls/$enc/flow?format=text)"
+curl -sf "http://$api/api/v1/calls/$enc/flow?format=text"
+echo
+echo "Look further:"
+echo "   ladder in a browser:  http://$api/api/v1/calls/$enc/flow.html"
+echo "   flow as JSON:         http://$api/api/v1/calls/$enc/flow"
+echo "   call as pcap:         curl -o call.pcap http://$api/api/v1/calls/$enc/pcap"
+echo "   search by number:     http://$api/api/v1/calls?number=1234"
+echo "   API description:      http://$api/api/v1/openapi.json     metrics: http://$api/metrics"
+echo "The collector and ClickHouse keep running; stop them with: ./run demo stop"

@@ -138,9 +138,10 @@ fn message_split_at_every_byte() {
         h.seg(10, f, 8, ACK, &stream[..cut]);
         h.seg(20, f, 8 + cut as u32, ACK, &stream[cut..]);
         assert_eq!(h.texts(), texts(&msgs), "cut at {cut}");
-        // Time of the segment holding each message's first byte.
+        // Time of the segment holding each message's first byte, but never before (or at)
+        // the previous message's time: both in one segment are 1 us apart.
         let second_start = msgs[0].len();
-        let expected_ts = if cut > second_start { 10 } else { 20 };
+        let expected_ts = if cut > second_start { 11 } else { 20 };
         assert_eq!(h.out[0].ts, Timestamp::from_micros(10), "cut at {cut}");
         assert_eq!(h.out[1].ts, Timestamp::from_micros(expected_ts), "cut at {cut}");
         assert_eq!(h.tcp.buffered_bytes(), 0);

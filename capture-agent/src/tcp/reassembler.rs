@@ -107,8 +107,10 @@ impl Reassembler {
         };
         let before = stream.buffered();
         let budget = budget(&self.limits, self.buffered - before);
-        let mut ctx = Ctx { flow: seg.flow, limits: &self.limits, budget, counters: &mut self.counters, emit };
+        let last_ts = stream.last_emitted;
+        let mut ctx = Ctx { flow: seg.flow, limits: &self.limits, budget, counters: &mut self.counters, emit, last_ts };
         stream.on_segment(seg.ts, seq, seg.payload, &mut ctx);
+        stream.last_emitted = ctx.last_ts;
         stream.closing |= has(flags::FIN);
         let done = stream.is_closed();
         self.buffered = self.buffered - before + stream.buffered();
@@ -128,7 +130,8 @@ impl Reassembler {
         self.flows.retain(|&flow, stream| {
             let before = stream.buffered();
             let budget = budget(limits, *total - before);
-            let mut ctx = Ctx { flow, limits, budget, counters: &mut *counters, emit: &mut *emit };
+            let last_ts = stream.last_emitted;
+            let mut ctx = Ctx { flow, limits, budget, counters: &mut *counters, emit: &mut *emit, last_ts };
             let expired = now.as_micros().saturating_sub(stream.last_seen.as_micros()) >= idle_timeout;
             if !expired {
                 stream.on_time(now, &mut ctx);
@@ -138,6 +141,7 @@ impl Reassembler {
                 stream.flush(&mut ctx);
                 ctx.counters.flows_expired += u64::from(expired);
             }
+            stream.last_emitted = ctx.last_ts;
             *total = *total - before + if keep { stream.buffered() } else { 0 };
             keep
         });
@@ -153,6 +157,7 @@ impl Reassembler {
                 budget: self.limits.max_flow_bytes,
                 counters: &mut self.counters,
                 emit: &mut emit,
+                last_ts: stream.last_emitted,
             };
             stream.flush(&mut ctx);
         }
@@ -181,7 +186,8 @@ impl Reassembler {
         };
         self.buffered -= stream.buffered();
         let limits = &self.limits;
-        let mut ctx = Ctx { flow, limits, budget: limits.max_flow_bytes, counters: &mut self.counters, emit };
+        let last_ts = stream.last_emitted;
+        let mut ctx = Ctx { flow, limits, budget: limits.max_flow_bytes, counters: &mut self.counters, emit, last_ts };
         stream.flush(&mut ctx);
     }
 
@@ -203,7 +209,8 @@ impl Reassembler {
             evicted += 1;
             *total -= stream.buffered();
             let budget = limits.max_flow_bytes;
-            let mut ctx = Ctx { flow, limits, budget, counters: &mut *counters, emit: &mut *emit };
+            let last_ts = stream.last_emitted;
+            let mut ctx = Ctx { flow, limits, budget, counters: &mut *counters, emit: &mut *emit, last_ts };
             stream.flush(&mut ctx);
             false
         });

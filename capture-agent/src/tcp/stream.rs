@@ -31,6 +31,9 @@ pub(crate) struct Ctx<'a> {
     pub(crate) counters: &'a mut Counters,
     /// Where whole messages go.
     pub(crate) emit: &'a mut dyn FnMut(Message<'_>),
+    /// Time stamped on this direction's previous message (copied in from, and back to,
+    /// [`Stream::last_emitted`]).
+    pub(crate) last_ts: Option<Timestamp>,
 }
 
 impl Ctx<'_> {
@@ -40,6 +43,15 @@ impl Ctx<'_> {
             MessageKind::Hep => self.counters.hep_messages += 1,
             MessageKind::WebSocketSip => self.counters.websocket_messages += 1,
         }
+        // Stream order is sending order. Messages framed from one segment share its
+        // capture time, and a message completed by a segment captured late (reordered in
+        // the network) would carry a time before its predecessor's: nudge each to at least
+        // 1 us after the previous one, so time order everywhere downstream is stream order.
+        let ts = match self.last_ts {
+            Some(last) if ts <= last => Timestamp::from_micros(last.as_micros() + 1),
+            _ => ts,
+        };
+        self.last_ts = Some(ts);
         (self.emit)(Message { ts, flow: self.flow, kind, bytes });
     }
 }
@@ -58,6 +70,8 @@ pub(crate) struct Stream {
     /// Initial sequence number when the SYN was seen; tells a repeated SYN from a new
     /// connection on the same addresses.
     isn: Option<SeqNumber>,
+    /// Time given to the last message emitted (see [`Ctx::emit`]).
+    pub(crate) last_emitted: Option<Timestamp>,
     /// Sequence number of the next byte the framer expects.
     next_seq: SeqNumber,
     /// The unfinished message (or undecided first bytes), in stream order, ending just
@@ -109,6 +123,7 @@ impl Stream {
     fn new(next_seq: SeqNumber, framer: Framer, ts: Timestamp) -> Self {
         Self {
             isn: None,
+            last_emitted: None,
             next_seq,
             buf: Vec::new(),
             buf_ts: ts,

@@ -195,6 +195,19 @@ pub fn wait_for_rows(database: &str, rows: u64) -> u64 {
     }
 }
 
+/// Polls `check` for up to 10 s. The call summary is kept by a ClickHouse materialized
+/// view and can trail the raw rows by a moment on a busy machine.
+pub fn eventually(mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !check() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    true
+}
+
 /// A running `hep-sink`; `finish` returns the SIP lines it printed.
 pub struct Sink {
     child: Child,

@@ -121,11 +121,13 @@ fn every_capture_matches_the_reference_counts_over_tcp() {
     assert!(failures.is_empty(), "{} file(s) differ:\n{}", failures.len(), failures.join("\n"));
 }
 
-/// UDP has no flow control: a max-speed replay of a large file can overrun a receiver's
-/// socket buffer. Small captures fit, and must arrive whole.
+/// UDP has no flow control: a max-speed replay can overrun a receiver's socket buffer,
+/// and on a busy machine the receiver may not run at all for a while. A burst of up to
+/// 40 messages fits Linux's default receive buffer (~200 KiB, at ~2.5 KiB of accounting
+/// per small datagram) whatever the receiver's speed, so those captures must arrive whole.
 #[test]
 fn small_captures_arrive_whole_over_udp() {
-    for e in reference().into_iter().filter(|e| e.sip <= 150 && e.file != UNREADABLE) {
+    for e in reference().into_iter().filter(|e| e.sip <= 40 && e.file != UNREADABLE) {
         let (out, (_, sip, call_ids)) = replay(&e.file, "udp", &[]);
         assert!(out.status.success(), "{}: {}", e.file, String::from_utf8_lossy(&out.stderr));
         assert_eq!((sip, call_ids), (e.sip, e.call_ids), "{}", e.file);

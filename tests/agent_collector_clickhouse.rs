@@ -16,8 +16,6 @@ const NOT_TSHARK: &[(&str, u64, u64)] = &[
     ("gen/synthetic/hep3_tcp_stream.pcap", 7, 1),
     // tshark does not inflate HEP chunk 0x10.
     ("pcap/hep/hep3_compressed.pcap.pcapng", 21, 1),
-    // Known gap: an INVITE split over several SCTP chunks is not reassembled.
-    ("pcap/heplify/sip_sctp.pcap", 3, 1),
 ];
 
 /// Microsoft NetMon, not pcap: nothing to store.

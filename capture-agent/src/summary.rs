@@ -21,6 +21,7 @@ pub struct Summary {
     unreadable: Vec<(PathBuf, String)>,
     packets: packet::Counters,
     defrag: packet::DefragStats,
+    sctp: packet::SctpStats,
     tcp: tcp::Counters,
     sip: SipCounters,
     dedup_evicted: u64,
@@ -45,6 +46,7 @@ impl Summary {
     pub fn take_counters<S: FnMut(Batch)>(&mut self, replay: &Replay<S>) {
         self.packets = replay.decoder.counters().clone();
         self.defrag = replay.decoder.defrag_stats();
+        self.sctp = replay.decoder.sctp_stats();
         self.tcp = replay.tcp.counters().clone();
         self.sip = replay.pipeline.counters;
         self.dedup_evicted = replay.pipeline.dedup_counts().1;
@@ -112,6 +114,7 @@ impl fmt::Display for Summary {
             ("sip_too_large_for_hep", s.too_large),
             ("fragments_timed_out", self.defrag.timed_out),
             ("fragments_evicted", self.defrag.evicted),
+            ("sctp_messages_abandoned", self.sctp.abandoned),
             ("tcp_gaps_skipped", self.tcp.gaps_skipped),
             ("tcp_junk_bytes", self.tcp.junk_bytes),
             ("tcp_bytes_dropped", self.tcp.bytes_dropped),
@@ -128,6 +131,7 @@ impl fmt::Display for Summary {
                 ("tcp_segments", self.packets.tcp),
                 ("sctp", self.packets.sctp),
                 ("ip_datagrams_reassembled", self.defrag.completed),
+                ("sctp_messages_reassembled", self.sctp.reassembled),
                 ("tcp_out_of_order", self.tcp.out_of_order_segments),
                 ("tcp_retransmissions", self.tcp.retransmissions),
                 ("websocket_sip", self.tcp.websocket_messages),

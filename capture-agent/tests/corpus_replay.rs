@@ -19,9 +19,6 @@ const NOT_TSHARK: &[(&str, u64, u64, &str)] = &[
     ("gen/synthetic/hep3_tcp_stream.pcap", 7, 1, "all HEP packets of the TCP stream"),
     // tshark does not inflate HEP chunk 0x10; the 21 packets carry SIP of one call.
     ("pcap/hep/hep3_compressed.pcap.pcapng", 21, 1, "compressed HEP payloads inflated"),
-    // Known gap: one INVITE is split over several SCTP DATA chunks, which we do not
-    // reassemble yet (counted as sctp_no_data, not sent).
-    ("pcap/heplify/sip_sctp.pcap", 3, 1, "SCTP multi-chunk messages not reassembled"),
 ];
 
 /// Not a pcap/pcapng file (Microsoft NetMon): a clear error, exit status 1.

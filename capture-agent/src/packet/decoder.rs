@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use super::defrag::{Defrag, FragKey, Fragment, Reassembled};
 use super::ip::{self, proto};
 use super::link::{self, ethertype};
+use super::sctp::{SctpReassembly, SctpStats};
 use super::tunnel::{self, Inner};
 use super::{event, transport, Counters, DefragConfig, DefragStats, DropReason, Ignored, Outcome, Segment};
 use crate::flow::{Flow, Proto, Timestamp};
@@ -52,6 +53,7 @@ struct Ctx {
 #[derive(Debug)]
 pub struct Decoder {
     defrag: Defrag,
+    sctp: SctpReassembly,
     counters: Counters,
     next_sweep_us: u64,
 }
@@ -70,7 +72,17 @@ impl Decoder {
 
     /// A decoder with the given reassembly limits.
     pub fn with_config(cfg: DefragConfig) -> Self {
-        Self { defrag: Defrag::new(cfg), counters: Counters::default(), next_sweep_us: 0 }
+        Self {
+            defrag: Defrag::new(cfg),
+            sctp: SctpReassembly::default(),
+            counters: Counters::default(),
+            next_sweep_us: 0,
+        }
+    }
+
+    /// What SCTP reassembly rebuilt and abandoned.
+    pub fn sctp_stats(&self) -> SctpStats {
+        self.sctp.stats
     }
 
     /// Decodes one frame captured at `ts` on a `link` interface, calling `out` for each
@@ -233,9 +245,14 @@ impl Decoder {
         out: &mut F,
     ) -> Step {
         let (ts, vlan, truncated) = (ctx.ts, ctx.vlan, ctx.truncated);
-        let found = transport::sctp(payload, |ports, message| {
+        let reassembly = &mut self.sctp;
+        let mut found = 0;
+        transport::sctp(payload, |ports, piece| {
             let flow = Flow { src, dst, src_port: ports.src, dst_port: ports.dst, proto: Proto::Sctp, vlan };
-            out(Segment { ts, flow, payload: message, tcp: None, truncated });
+            if let Some((ts, message)) = reassembly.push(ts, flow, piece) {
+                found += 1;
+                out(Segment { ts, flow, payload: message, tcp: None, truncated });
+            }
         })?;
         self.counters.sctp += found as u64;
         match u32::try_from(found) {

@@ -26,12 +26,14 @@ mod defrag;
 mod event;
 mod ip;
 mod link;
+mod sctp;
 mod transport;
 mod tunnel;
 
 pub use decoder::Decoder;
 pub use defrag::{DefragConfig, DefragStats};
 pub use event::{ArpEvent, Event, VrrpEvent};
+pub use sctp::SctpStats;
 
 use crate::flow::{Flow, Timestamp};
 

@@ -30,8 +30,22 @@ mod sctp {
     pub(super) const DATA_HEADER_LEN: usize = 16;
     /// I-DATA: chunk header, TSN, stream id, reserved, message id, PPID/FSN.
     pub(super) const I_DATA_HEADER_LEN: usize = 20;
-    /// Beginning and ending fragment bits: both set for a whole user message.
-    pub(super) const WHOLE_MESSAGE: u8 = 0x03;
+    /// Ending fragment bit.
+    pub(super) const END: u8 = 0x01;
+    /// Beginning fragment bit.
+    pub(super) const BEGIN: u8 = 0x02;
+    /// Offset of the TSN in DATA and I-DATA chunks.
+    pub(super) const TSN: usize = 4;
+}
+
+/// One piece of user data from a DATA or I-DATA chunk: a whole message when both
+/// `begin` and `end` are set, else a fragment to reassemble by consecutive TSNs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct SctpData<'a> {
+    pub(super) tsn: u32,
+    pub(super) begin: bool,
+    pub(super) end: bool,
+    pub(super) data: &'a [u8],
 }
 
 /// Ports and payload of a transport header.
@@ -73,10 +87,9 @@ pub(super) fn tcp(b: &[u8]) -> Result<(Ports, TcpInfo, &[u8]), DropReason> {
     Ok((ports(b), info, &b[header_len..]))
 }
 
-/// Parses an SCTP packet and calls `each` with the ports and every whole user message in
-/// its DATA and I-DATA chunks. Returns how many messages were found. Messages split
-/// over several chunks (B/E flags) are skipped: SIP over SCTP fits one chunk in practice.
-pub(super) fn sctp(b: &[u8], mut each: impl FnMut(Ports, &[u8])) -> Result<usize, DropReason> {
+/// Parses an SCTP packet and calls `each` with the ports and the user data of every DATA
+/// and I-DATA chunk (whole messages and fragments). Returns how many it found.
+pub(super) fn sctp(b: &[u8], mut each: impl FnMut(Ports, SctpData<'_>)) -> Result<usize, DropReason> {
     if b.len() < sctp::COMMON_LEN {
         return Err(DropReason::SctpMalformed);
     }
@@ -102,15 +115,16 @@ pub(super) fn sctp(b: &[u8], mut each: impl FnMut(Ports, &[u8])) -> Result<usize
     Ok(found)
 }
 
-/// The user data of a DATA or I-DATA chunk holding a whole, non-empty message.
-fn user_message(chunk: &[u8]) -> Option<&[u8]> {
+/// The non-empty user data of a DATA or I-DATA chunk.
+fn user_message(chunk: &[u8]) -> Option<SctpData<'_>> {
     let header_len = match chunk[0] {
         sctp::DATA => sctp::DATA_HEADER_LEN,
         sctp::I_DATA => sctp::I_DATA_HEADER_LEN,
         _ => return None,
     };
-    let whole = chunk[sctp::CHUNK_FLAGS] & sctp::WHOLE_MESSAGE == sctp::WHOLE_MESSAGE;
-    chunk.get(header_len..).filter(|data| whole && !data.is_empty())
+    let data = chunk.get(header_len..).filter(|data| !data.is_empty())?;
+    let flags = chunk[sctp::CHUNK_FLAGS];
+    Some(SctpData { tsn: be32(chunk, sctp::TSN), begin: flags & sctp::BEGIN != 0, end: flags & sctp::END != 0, data })
 }
 
 #[cfg(test)]
@@ -160,16 +174,23 @@ mod tests {
         let mut p = vec![0x13, 0xc4, 0x13, 0xc4, 0, 0, 0, 1, 0, 0, 0, 0];
         p.extend_from_slice(&[3, 0, 0, 8, 0, 0, 0, 0]); // SACK: skipped
         p.extend(chunk(0, 3, b"OPTIONS"));
-        p.extend(chunk(0, 2, b"first half")); // fragment: skipped
+        p.extend(chunk(0, 2, b"first half")); // fragment: reported as such
         p.extend(chunk(64, 3, b"idata"));
         let mut got = Vec::new();
-        let n = sctp(&p, |ports, m| got.push((ports.src, m.to_vec()))).unwrap();
-        assert_eq!(n, 2);
-        assert_eq!(got, vec![(5060, b"OPTIONS".to_vec()), (5060, b"idata".to_vec())]);
+        let n = sctp(&p, |ports, m| got.push((ports.src, m.begin, m.end, m.data.to_vec()))).unwrap();
+        assert_eq!(n, 3);
+        assert_eq!(
+            got,
+            vec![
+                (5060, true, true, b"OPTIONS".to_vec()),
+                (5060, true, false, b"first half".to_vec()),
+                (5060, true, true, b"idata".to_vec())
+            ]
+        );
 
         // Cut in the last chunk: earlier messages still count.
         let n = sctp(&p[..p.len() - 4], |_, _| {}).unwrap();
-        assert_eq!(n, 1);
+        assert_eq!(n, 2);
         let bad = [0u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
         assert_eq!(sctp(&bad, |_, _| {}), Err(DropReason::SctpMalformed));
     }

@@ -184,3 +184,67 @@ fn unreachable_collector_is_an_error_not_a_hang() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("LOST"), "{stderr}");
 }
+
+/// Rewrites a classic little-endian Ethernet pcap so every packet appears twice: as
+/// captured on a VLAN interface (802.1Q tag 100) and, 20 us later, untagged on its parent.
+fn doubled_with_vlan_copy(pcap: &[u8]) -> Vec<u8> {
+    let mut out = pcap[..24].to_vec();
+    let mut at = 24;
+    while at + 16 <= pcap.len() {
+        let word = |o: usize| u32::from_le_bytes(pcap[at + o..at + o + 4].try_into().unwrap());
+        let (sec, usec, caplen) = (word(0), word(4), word(8) as usize);
+        let frame = &pcap[at + 16..at + 16 + caplen];
+        let mut tagged = frame[..12].to_vec();
+        tagged.extend_from_slice(&[0x81, 0x00, 0x00, 100]);
+        tagged.extend_from_slice(&frame[12..]);
+        for (usec, bytes) in [(usec, &tagged[..]), (usec + 20, frame)] {
+            for v in [sec, usec, bytes.len() as u32, bytes.len() as u32] {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            out.extend_from_slice(bytes);
+        }
+        at += 16 + caplen;
+    }
+    out
+}
+
+#[test]
+fn dedup_drops_the_copy_on_the_parent_interface_only() {
+    let data = std::fs::read(corpus().join("gen/sipp_basic.pcap")).unwrap();
+    assert_eq!(&data[..4], &[0xd4, 0xc3, 0xb2, 0xa1], "little-endian microsecond pcap");
+    let file = std::env::temp_dir().join(format!("agent-dedup-{}.pcap", std::process::id()));
+    std::fs::write(&file, doubled_with_vlan_copy(&data)).unwrap();
+    let path = file.to_str().unwrap();
+    let count = |extra: &[&str]| {
+        let sink = Sink::start(&[]);
+        let mut args = vec!["-r", path, "--hep-server", &sink.addr, "--transport", "tcp"];
+        args.extend_from_slice(extra);
+        let out = agent(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        (sink.finish().1, String::from_utf8_lossy(&out.stderr).to_string())
+    };
+    assert_eq!(count(&[]).0, 240, "without --dedup both copies are sent");
+    let (sip, stderr) = count(&["--dedup"]);
+    assert_eq!(sip, 120, "one copy of each packet: {stderr}");
+    assert!(stderr.contains("duplicates=120"), "{stderr}");
+    std::fs::remove_file(&file).unwrap();
+}
+
+#[test]
+fn settings_from_the_environment_and_paced_replay() {
+    let sink = Sink::start(&[]);
+    let file = corpus().join("gen/synthetic/sip_udp_qinq_vlan200_100.pcap");
+    let started = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_capture-agent"))
+        .args(["--no-progress", "-r", file.to_str().unwrap()])
+        .env("CAPTURE_AGENT_HEP_SERVER", &sink.addr)
+        .env("CAPTURE_AGENT_TRANSPORT", "tcp")
+        .env("CAPTURE_AGENT_REPLAY_SPEED", "realtime")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(sink.finish().1, 7);
+    // Seven packets 10 ms apart: real-time pacing cannot take less than 60 ms (only a
+    // lower bound: a busy machine may take longer, never shorter).
+    assert!(started.elapsed() >= std::time::Duration::from_millis(60), "{:?}", started.elapsed());
+}

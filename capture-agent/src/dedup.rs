@@ -7,9 +7,10 @@
 //! including a real retransmission, is kept.
 
 use std::collections::{HashSet, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 
 use crate::flow::{Flow, Timestamp};
+use crate::hash::MixBuildHasher;
 
 /// SIP timer T1: no real retransmission comes sooner.
 pub const WINDOW_US: u64 = 500_000;
@@ -21,7 +22,7 @@ pub const MAX_ENTRIES: usize = 1 << 20;
 /// The duplicate detector. Time is the capture time the caller passes in.
 #[derive(Default)]
 pub struct Dedup {
-    seen: HashSet<u64, BuildHasherDefault<IdentityHasher>>,
+    seen: HashSet<u64, MixBuildHasher>,
     order: VecDeque<(u64, u64)>,
     /// Packets dropped as duplicates.
     pub duplicates: u64,
@@ -56,53 +57,10 @@ impl Dedup {
 
 /// The VLAN is left out on purpose: the copy on the parent interface has no tag.
 fn packet_hash(flow: &Flow, payload: &[u8]) -> u64 {
-    let mut h = hash_bytes(payload);
-    for part in [flow.src_port, flow.dst_port, u16::from(flow.proto.number())] {
-        h = mix(h ^ u64::from(part));
-    }
-    let addr = |a: std::net::IpAddr| match a {
-        std::net::IpAddr::V4(v4) => u128::from(u32::from(v4)),
-        std::net::IpAddr::V6(v6) => u128::from(v6),
-    };
-    for a in [addr(flow.src), addr(flow.dst)] {
-        h = mix(h ^ (a as u64) ^ mix((a >> 64) as u64));
-    }
-    h
-}
-
-/// A fast 64-bit hash, eight bytes at a time. Not DoS-resistant, which is fine for a
-/// table bounded by [`MAX_ENTRIES`] whose worst case is a missed duplicate.
-pub fn hash_bytes(bytes: &[u8]) -> u64 {
-    let mut h = 0x9e37_79b9_7f4a_7c15 ^ bytes.len() as u64;
-    let mut chunks = bytes.chunks_exact(8);
-    for c in &mut chunks {
-        h = mix(h ^ u64::from_le_bytes(c.try_into().expect("8-byte chunk")));
-    }
-    let mut tail = [0u8; 8];
-    tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
-    mix(h ^ u64::from_le_bytes(tail))
-}
-
-fn mix(mut x: u64) -> u64 {
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
-
-/// The keys are already hashes: hashing them again would only cost time.
-#[derive(Default)]
-pub struct IdentityHasher(u64);
-
-impl Hasher for IdentityHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        self.0 = hash_bytes(bytes);
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
+    let mut h = MixBuildHasher.build_hasher();
+    (flow.src, flow.dst, flow.src_port, flow.dst_port, flow.proto).hash(&mut h);
+    h.write(payload);
+    h.finish()
 }
 
 #[cfg(test)]

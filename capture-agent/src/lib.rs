@@ -14,6 +14,7 @@ pub mod config;
 pub mod dedup;
 pub mod filter;
 pub mod flow;
+pub mod hash;
 pub mod packet;
 pub mod pipeline;
 pub mod replay;

@@ -25,7 +25,7 @@
 //! capture time the caller passes in: nothing here reads a clock.
 
 mod framer;
-mod hash;
+
 mod reassembler;
 mod seq;
 mod stream;

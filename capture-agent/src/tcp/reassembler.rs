@@ -3,10 +3,10 @@
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
-use super::hash::MixBuildHasher;
 use super::stream::{Ctx, Stream};
 use super::{flags, Counters, Limits, Message, Segment, SeqNumber};
 use crate::flow::{Flow, Timestamp};
+use crate::hash::MixBuildHasher;
 
 /// TCP reassembly and message framing for every direction of every connection seen.
 ///

@@ -1,8 +1,8 @@
-//! A small, fast, non-cryptographic hasher for the flow table.
+//! A small, fast, non-cryptographic hasher for the agent's tables (TCP flows, dedup).
 //!
 //! The standard SipHash resists hash flooding but costs several times more than the
 //! rest of a per-segment lookup. Flow keys come from captured traffic, which an
-//! attacker could shape, so the table is bounded by [`super::Limits::max_flows`] instead:
+//! attacker could shape, so every table using it is bounded instead (flows, dedup entries):
 //! collisions can slow lookups down but cannot grow memory.
 
 use std::hash::{BuildHasher, Hasher};

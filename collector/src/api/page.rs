@@ -81,13 +81,19 @@ fn summary_list(s: &CallSummary, flow: &Flow) -> String {
     item("Caller", &s.caller, "");
     item("Callee", &s.callee, "");
     item("Status", &format!("{status} \u{b7} {}", call_state(s.final_status, &s.methods)), class);
-    item("Start", &format_rfc3339(s.first_us), "");
-    item("End", &format_rfc3339(s.last_us), "");
+    item("Start", &readable_time(s.first_us), "");
+    item("End", &readable_time(s.last_us), "");
     item("Duration", &format!("{:.3} s", s.last_us.saturating_sub(s.first_us) as f64 / 1e6), "");
     item("Messages", &format!("{} ({} captures)", flow.messages.len(), s.messages), "");
     item("Nodes", &nodes, "");
     out.push_str("</dl>");
     out
+}
+
+/// `2025-11-22 02:53:20.123 UTC`: the summary needs milliseconds, not microseconds.
+fn readable_time(us: u64) -> String {
+    let t = format_rfc3339(us);
+    format!("{} {} UTC", &t[..10], &t[11..23])
 }
 
 /// One table row per message, each carrying the message id for the script.
@@ -186,6 +192,7 @@ mod tests {
         assert!(html.contains("<dt>Caller</dt><dd class=\"\">&lt;b&gt;1001&lt;/b&gt;</dd>"), "{html}");
         assert!(html.contains("<dd class=\"st-err\">486 \u{b7} failed</dd>"));
         assert!(html.contains("<dd class=\"\">2.500 s</dd>"));
+        assert!(html.contains("<dd class=\"\">1970-01-01 00:16:42.500 UTC</dd>"), "end time");
         assert_eq!(html.matches("<svg ").count(), 1);
         assert_eq!(html.matches("<a class=\"arrow ").count(), 2);
         assert_eq!(html.matches("<tr class=").count(), 2);

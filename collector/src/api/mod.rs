@@ -1,5 +1,5 @@
 //! The HTTP API (axum). Handlers are thin: validate parameters, call the read-only
-//! [`CallQueries`] store, shape JSON or text. Every error is JSON `{"error": "..."}`
+//! [`CallQueries`] store, shape JSON, text, SVG or HTML. Every error is JSON `{"error": "..."}`
 //! with a 4xx/5xx status.
 
 mod calls;

@@ -5,7 +5,7 @@ set -euo pipefail
 
 need=()
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in clickhouse-server clickhouse-client libpcap-dev time; do
+for pkg in clickhouse-server clickhouse-client libpcap-dev time chromium; do
   have "$pkg" || need+=("$pkg")
 done
 

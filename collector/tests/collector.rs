@@ -162,6 +162,16 @@ async fn call_summary_search_and_flow() {
     assert!(text.contains("<--") && text.contains("180 Ringing"), "{text}");
     println!("{text}");
 
+    let (status, svg) = c.get("/api/v1/calls/api-1@test/flow?format=svg").await;
+    assert_eq!(status, 200);
+    assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""), "{svg}");
+    assert_eq!(svg.matches("<a class=\"arrow ").count(), 7);
+    assert!(svg.contains("\u{d7}2 sightings") && svg.contains("lb1, ast1"), "{svg}");
+    let (status, html) = c.get("/api/v1/calls/api-1@test/flow.html").await;
+    assert_eq!(status, 200);
+    assert!(html.starts_with("<!DOCTYPE html>") && html.contains("<svg "), "{html}");
+    assert_eq!(c.get("/api/v1/calls/nope@test/flow.html").await.0, 404);
+
     let id = msgs[0]["id"].as_str().unwrap();
     let (status, body) = c.get(&format!("/api/v1/messages/{id}")).await;
     assert_eq!(status, 200, "{body}");

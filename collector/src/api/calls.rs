@@ -78,7 +78,7 @@ impl From<CallSummary> for CallView {
 }
 
 /// A one-word outcome, from the final status and the methods seen.
-fn call_state(status: u16, methods: &[String]) -> &'static str {
+pub(super) fn call_state(status: u16, methods: &[String]) -> &'static str {
     let has = |m: &str| methods.iter().any(|x| x == m);
     match status {
         200..=299 if has("BYE") => "completed",

@@ -15,8 +15,8 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::calls::check_call_id;
-use super::{params, ApiError, AppState};
-use crate::store::{CallQueries, FlowRow};
+use super::{ladder, page, params, ApiError, AppState};
+use crate::store::{CallQueries, CallSummary, FlowRow};
 use crate::timeutil::format_rfc3339;
 
 /// Rows with equal hashes this close in time are sightings of one message.
@@ -70,8 +70,9 @@ pub struct FlowMessage {
     pub label: String,
     /// Every capture point that saw it, earliest first.
     pub sightings: Vec<Sighting>,
+    /// Hash of the raw bytes (equal hashes far apart are retransmissions).
     #[serde(skip)]
-    hash: u64,
+    pub(crate) hash: u64,
 }
 
 /// The flow of a call.
@@ -87,7 +88,7 @@ pub struct Flow {
     pub truncated: bool,
 }
 
-/// `GET /api/v1/calls/{call_id}/flow[?format=json|text]`.
+/// `GET /api/v1/calls/{call_id}/flow[?format=json|text|svg]`.
 pub async fn flow<Q: CallQueries>(
     State(state): State<AppState<Q>>,
     Path(call_id): Path<String>,
@@ -95,9 +96,43 @@ pub async fn flow<Q: CallQueries>(
 ) -> Result<Response, ApiError> {
     let p = params(q)?;
     let format = p.format.as_deref().unwrap_or("json");
-    if !matches!(format, "json" | "text") {
-        return Err(ApiError::bad_request(format!("format must be json or text, not `{format}`")));
+    if !matches!(format, "json" | "text" | "svg") {
+        return Err(ApiError::bad_request(format!("format must be json, text or svg, not `{format}`")));
     }
+    let (_, flow) = load(&state, call_id).await?;
+    Ok(match format {
+        "text" => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], ladder_text(&flow)).into_response(),
+        "svg" => svg_response(ladder::svg(&flow)),
+        _ => Json(flow).into_response(),
+    })
+}
+
+/// `GET /api/v1/calls/{call_id}/flow.html`: summary, inline SVG ladder and message table.
+pub async fn flow_html<Q: CallQueries>(
+    State(state): State<AppState<Q>>,
+    Path(call_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let (summary, flow) = load(&state, call_id).await?;
+    let headers = [
+        (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+        (header::CONTENT_SECURITY_POLICY, page::CSP),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    ];
+    Ok((headers, page::render(&summary, &flow)).into_response())
+}
+
+/// An SVG answer. Opened on its own, it may run no script and load nothing.
+fn svg_response(svg: String) -> Response {
+    let headers = [
+        (header::CONTENT_TYPE, "image/svg+xml; charset=utf-8"),
+        (header::CONTENT_SECURITY_POLICY, "default-src 'none'; style-src 'unsafe-inline'"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    ];
+    (headers, svg).into_response()
+}
+
+/// The call's summary and its flow, or 400/404.
+async fn load<Q: CallQueries>(state: &AppState<Q>, call_id: String) -> Result<(CallSummary, Flow), ApiError> {
     check_call_id(&call_id)?;
     let summary = state.queries.call(&call_id).await.map_err(ApiError::internal)?;
     let summary = summary.ok_or_else(|| ApiError::not_found(format!("no call with Call-ID `{call_id}`")))?;
@@ -106,11 +141,7 @@ pub async fn flow<Q: CallQueries>(
         .flow(&call_id, summary.first_us, summary.last_us, MAX_FLOW_ROWS)
         .await
         .map_err(ApiError::internal)?;
-    let flow = build(call_id, rows);
-    Ok(match format {
-        "text" => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], ladder_text(&flow)).into_response(),
-        _ => Json(flow).into_response(),
-    })
+    Ok((summary, build(call_id, rows)))
 }
 
 /// Folds rows (in capture order) into messages with sightings.

@@ -1,9 +1,11 @@
 //! The HTTP API (axum). Handlers are thin: validate parameters, call the read-only
-//! [`CallQueries`] store, shape JSON or text. Every error is JSON `{"error": "..."}`
+//! [`CallQueries`] store, shape JSON, text, SVG or HTML. Every error is JSON `{"error": "..."}`
 //! with a 4xx/5xx status.
 
 mod calls;
 mod flow;
+mod ladder;
+mod page;
 mod pcap;
 
 use std::sync::Arc;
@@ -44,6 +46,7 @@ pub fn router<Q: CallQueries>(queries: Arc<Q>, metrics: Arc<Metrics>) -> Router 
         .route("/api/v1/calls", get(calls::search::<Q>))
         .route("/api/v1/calls/{call_id}", get(calls::summary::<Q>))
         .route("/api/v1/calls/{call_id}/flow", get(flow::flow::<Q>))
+        .route("/api/v1/calls/{call_id}/flow.html", get(flow::flow_html::<Q>))
         .route("/api/v1/calls/{call_id}/pcap", get(pcap::pcap::<Q>))
         .route("/api/v1/messages/{id}", get(message::<Q>))
         .route("/api/v1/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))

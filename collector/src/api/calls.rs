@@ -149,12 +149,16 @@ pub fn validate(p: SearchParams, now_us: u64) -> Result<CallFilter, ApiError> {
     let time = |name: &str, v: &Option<String>| -> Result<Option<u64>, ApiError> {
         v.as_deref().map(parse_time).transpose().map_err(|e| ApiError::bad_request(format!("{name}: {e}")))
     };
-    let to_us = time("to", &p.to)?.unwrap_or(now_us);
-    let from_us = time("from", &p.from)?.unwrap_or(to_us.saturating_sub(DEFAULT_WINDOW_US));
+    // Looking a Call-ID up needs no time range: the summary is keyed by date and Call-ID,
+    // so every retained day costs one index probe. Any other search is bounded in time.
+    let by_call_id_only = p.call_id.is_some() && p.from.is_none() && p.to.is_none();
+    let to_us = time("to", &p.to)?.unwrap_or(now_us + if by_call_id_only { DEFAULT_WINDOW_US } else { 0 });
+    let from_us =
+        time("from", &p.from)?.unwrap_or(if by_call_id_only { 0 } else { to_us.saturating_sub(DEFAULT_WINDOW_US) });
     if from_us > to_us {
         return Err(ApiError::bad_request("from must not be after to"));
     }
-    if to_us - from_us > MAX_WINDOW_US {
+    if !by_call_id_only && to_us - from_us > MAX_WINDOW_US {
         return Err(ApiError::bad_request("the time range may span at most 93 days"));
     }
     if let Some(n) = &p.number {
@@ -212,6 +216,7 @@ mod tests {
                 "from" => s.from = v,
                 "to" => s.to = v,
                 "number" => s.number = v,
+                "call_id" => s.call_id = v,
                 "status" => s.status = v,
                 "limit" => s.limit = v,
                 "offset" => s.offset = v,
@@ -225,6 +230,8 @@ mod tests {
     fn defaults_and_bounds() {
         let f = validate(p(&[]), 100 * 24 * 3600 * MICROS).unwrap();
         assert_eq!(f.to_us - f.from_us, DEFAULT_WINDOW_US);
+        let by_id = validate(p(&[("call_id", "abc@host")]), 100 * 24 * 3600 * MICROS).unwrap();
+        assert_eq!(by_id.from_us, 0, "a Call-ID lookup covers every retained day");
         assert_eq!(f.limit, DEFAULT_LIMIT);
         for bad in [
             &[("limit", "0")][..],

@@ -1,16 +1,19 @@
 //! The batcher: one task between the ingest queue and the store.
 //!
 //! Rows are inserted when the batch reaches its row or byte limit or when its oldest
-//! row reaches the age limit. A failed insert is retried with capped, jittered backoff
-//! while the queue fills up behind it (TCP senders then wait, UDP packets are dropped
-//! and counted); data errors are never retried. The task ends when every sender is gone,
-//! after a last flush.
+//! row reaches the age limit. Up to `BatchLimits::inflight` inserts run at once: one
+//! insert keeps one ClickHouse core busy, and the next batch fills meanwhile. When all
+//! are busy the batcher stops reading the queue, which fills up behind it (TCP senders
+//! then wait, UDP packets are dropped and counted). A failed insert is retried with
+//! capped, jittered backoff; data errors are never retried. The task ends when every
+//! sender is gone, after a last flush and once every insert in flight has ended.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinSet;
 use tokio::time::{sleep, sleep_until, Instant};
 
 use crate::config::BatchLimits;
@@ -28,20 +31,33 @@ const SHUTDOWN_ATTEMPTS: u32 = 3;
 
 /// Batches rows from `rx` into `sink`.
 pub struct Batcher<S> {
-    sink: Arc<S>,
+    delivery: Delivery<S>,
     limits: BatchLimits,
+}
+
+/// What an insert task needs (cheap to clone).
+struct Delivery<S> {
+    sink: Arc<S>,
     metrics: Arc<Metrics>,
     shutdown: Shutdown,
+}
+
+impl<S> Clone for Delivery<S> {
+    fn clone(&self) -> Self {
+        Self { sink: self.sink.clone(), metrics: self.metrics.clone(), shutdown: self.shutdown.clone() }
+    }
 }
 
 impl<S: MessageSink> Batcher<S> {
     /// A batcher writing to `sink`.
     pub fn new(sink: Arc<S>, limits: BatchLimits, metrics: Arc<Metrics>, shutdown: Shutdown) -> Self {
-        Self { sink, limits, metrics, shutdown }
+        Self { delivery: Delivery { sink, metrics, shutdown }, limits }
     }
 
-    /// Runs until `rx` is closed and drained.
+    /// Runs until `rx` is closed and drained and every insert has ended.
     pub async fn run(self, mut rx: mpsc::Receiver<MessageRow>) {
+        let permits = Arc::new(Semaphore::new(self.limits.inflight.max(1)));
+        let mut inserts = JoinSet::new();
         let mut batch: Vec<MessageRow> = Vec::new();
         let mut bytes = 0usize;
         let mut deadline = Instant::now();
@@ -52,7 +68,7 @@ impl<S: MessageSink> Batcher<S> {
                 tokio::select! {
                     row = rx.recv() => row,
                     () = sleep_until(deadline) => {
-                        self.flush(&mut batch, &mut bytes).await;
+                        self.flush(&mut batch, &mut bytes, &permits, &mut inserts).await;
                         continue;
                     }
                 }
@@ -64,21 +80,37 @@ impl<S: MessageSink> Batcher<S> {
             bytes += row.approx_bytes();
             batch.push(row);
             if batch.len() >= self.limits.max_rows || bytes >= self.limits.max_bytes {
-                self.flush(&mut batch, &mut bytes).await;
+                self.flush(&mut batch, &mut bytes, &permits, &mut inserts).await;
             }
         }
-        self.flush(&mut batch, &mut bytes).await;
+        self.flush(&mut batch, &mut bytes, &permits, &mut inserts).await;
+        while inserts.join_next().await.is_some() {}
     }
 
-    async fn flush(&self, batch: &mut Vec<MessageRow>, bytes: &mut usize) {
+    /// Hands the batch to an insert task, first waiting for a free insert slot.
+    async fn flush(
+        &self,
+        batch: &mut Vec<MessageRow>,
+        bytes: &mut usize,
+        permits: &Arc<Semaphore>,
+        inserts: &mut JoinSet<()>,
+    ) {
         if batch.is_empty() {
             return;
         }
-        self.deliver(batch).await;
-        batch.clear();
+        let permit = permits.clone().acquire_owned().await.expect("the semaphore is never closed");
+        while inserts.try_join_next().is_some() {}
+        let rows = std::mem::replace(batch, Vec::with_capacity(batch.len()));
         *bytes = 0;
+        let delivery = self.delivery.clone();
+        inserts.spawn(async move {
+            delivery.deliver(&rows).await;
+            drop(permit);
+        });
     }
+}
 
+impl<S: MessageSink> Delivery<S> {
     /// Inserts one batch, retrying transient failures.
     async fn deliver(&self, batch: &[MessageRow]) {
         let n = batch.len() as u64;
@@ -162,7 +194,8 @@ mod tests {
         metrics
     }
 
-    const LIMITS: BatchLimits = BatchLimits { max_rows: 4, max_bytes: 1 << 20, max_age: Duration::from_secs(10) };
+    const LIMITS: BatchLimits =
+        BatchLimits { max_rows: 4, max_bytes: 1 << 20, max_age: Duration::from_secs(10), inflight: 1 };
 
     #[tokio::test(start_paused = true)]
     async fn flushes_by_rows_and_at_close() {
@@ -183,6 +216,41 @@ mod tests {
         let m = run(s.clone(), 3, LIMITS).await;
         assert!(s.batches.lock().unwrap().is_empty());
         assert_eq!(m.dropped(DropReason::InsertRejected), 3);
+    }
+
+    /// Sleeps in every insert and records the most inserts running at once.
+    #[derive(Default)]
+    struct SlowSink {
+        running: std::sync::atomic::AtomicUsize,
+        most: std::sync::atomic::AtomicUsize,
+    }
+
+    impl MessageSink for SlowSink {
+        async fn insert(&self, _rows: &[MessageRow]) -> InsertOutcome {
+            let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most.fetch_max(now, Ordering::SeqCst);
+            sleep(Duration::from_millis(100)).await;
+            self.running.fetch_sub(1, Ordering::SeqCst);
+            InsertOutcome::Ok
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn inserts_run_concurrently_up_to_the_limit() {
+        for inflight in [1, 3] {
+            let s = Arc::new(SlowSink::default());
+            let metrics = Arc::new(Metrics::default());
+            let (_trigger, shutdown) = crate::shutdown::channel();
+            let (tx, rx) = mpsc::channel(64);
+            for _ in 0..40 {
+                tx.send(MessageRow::default()).await.unwrap();
+            }
+            drop(tx);
+            let limits = BatchLimits { max_rows: 2, inflight, ..LIMITS };
+            Batcher::new(s.clone(), limits, metrics.clone(), shutdown).run(rx).await;
+            assert_eq!(s.most.load(Ordering::SeqCst), inflight);
+            assert_eq!(metrics.stored.load(Ordering::Relaxed), 40, "every row stored before run returns");
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -36,7 +36,10 @@ fn modern_schema_and_api_queries_run_on_chdb() {
 
     let store = ClickHouseStore::new(&ClickHouseStore::server_client(&Config::default()), "sip");
     let sql = |q: clickhouse::query::Query| q.sql_display().to_string();
-    let search = |f: CallFilter| sql(store.search_query(&CallFilter { from_us: window.0, to_us: window.1, limit: 100, ..f }));
+    let search = |f: CallFilter| {
+        let limit = if f.limit == 0 { 100 } else { f.limit };
+        sql(store.search_query(&CallFilter { from_us: window.0, to_us: window.1, limit, ..f }))
+    };
     let mut queries = serde_json::Map::new();
     let mut add = |name: &str, text: String| {
         assert!(!text.contains('?'), "{name}: unbound placeholder in {text}");
@@ -79,7 +82,9 @@ fn modern_schema_and_api_queries_run_on_chdb() {
     std::fs::write(&spec_path, serde_json::to_vec_pretty(&spec).unwrap()).unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/modern_schema.py");
     let out = Command::new("python3").arg(script).arg(&spec_path).output();
-    let _ = std::fs::remove_file(&spec_path);
+    if std::env::var_os("KEEP_SPEC").is_none() {
+        let _ = std::fs::remove_file(&spec_path);
+    }
     let out = out.expect("running python3 (needed for the chDB check of the modern schema)");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -67,7 +67,7 @@ struct Opts(Vec<(String, String)>);
 
 impl Opts {
     fn parse(args: Vec<String>) -> Self {
-        if args.len() % 2 != 0 {
+        if !args.len().is_multiple_of(2) {
             die("options come as --name value pairs");
         }
         let pairs = args
@@ -312,7 +312,10 @@ fn load(o: &Opts) {
         }
         let stored_s = start.elapsed().as_secs_f64();
         let stored = last - before;
-        println!("RESULT mode=stored stored={stored} stored_s={stored_s:.3} stored_rate={:.0}", stored as f64 / stored_s);
+        println!(
+            "RESULT mode=stored stored={stored} stored_s={stored_s:.3} stored_rate={:.0}",
+            stored as f64 / stored_s
+        );
     }
 }
 

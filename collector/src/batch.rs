@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::{sleep, sleep_until, Instant};
 
@@ -28,6 +28,60 @@ const BACKOFF_START: Duration = Duration::from_millis(100);
 const BACKOFF_CAP: Duration = Duration::from_secs(5);
 /// Attempts left for a batch once shutdown has begun: exit promptly rather than hang.
 const SHUTDOWN_ATTEMPTS: u32 = 3;
+
+/// The queue between the listeners and the batcher: bounded in rows, carrying rows in
+/// chunks (one TCP read's worth, or one datagram), so its cost is per chunk, not per row.
+pub fn queue(capacity_rows: usize) -> (QueueTx, QueueRx) {
+    let capacity = capacity_rows.clamp(1, Semaphore::MAX_PERMITS);
+    let (tx, rx) = mpsc::unbounded_channel();
+    (QueueTx { tx, slots: Arc::new(Semaphore::new(capacity)), capacity }, QueueRx { rx })
+}
+
+/// Rows and the queue slots they hold until the batcher takes them.
+struct Chunk {
+    rows: Vec<MessageRow>,
+    _slots: OwnedSemaphorePermit,
+}
+
+/// The listeners' end of [`queue`].
+#[derive(Clone)]
+pub struct QueueTx {
+    tx: mpsc::UnboundedSender<Chunk>,
+    slots: Arc<Semaphore>,
+    capacity: usize,
+}
+
+impl QueueTx {
+    /// Queues `rows`, waiting for room (a chunk larger than the whole queue waits for
+    /// an empty queue). `Err` when the batcher is gone.
+    pub async fn send(&self, rows: Vec<MessageRow>) -> Result<(), ()> {
+        let n = rows.len().min(self.capacity) as u32;
+        let slots = self.slots.clone().acquire_many_owned(n).await.map_err(|_| ())?;
+        self.tx.send(Chunk { rows, _slots: slots }).map_err(|_| ())
+    }
+
+    /// Queues one row if there is room right now; `false` when it was not queued
+    /// (queue full, or the batcher gone).
+    pub fn try_send(&self, row: MessageRow) -> bool {
+        match self.slots.clone().try_acquire_owned() {
+            Ok(slots) => self.tx.send(Chunk { rows: vec![row], _slots: slots }).is_ok(),
+            Err(_) => false,
+        }
+    }
+}
+
+/// The batcher's end of [`queue`].
+pub struct QueueRx {
+    rx: mpsc::UnboundedReceiver<Chunk>,
+}
+
+impl QueueRx {
+    /// The next chunk of rows (their slots are free again); `None` once every sender is
+    /// gone and the queue is empty.
+    pub async fn recv(&mut self) -> Option<Vec<MessageRow>> {
+        self.rx.recv().await.map(|c| c.rows)
+    }
+}
 
 /// Batches rows from `rx` into `sink`.
 pub struct Batcher<S> {
@@ -55,32 +109,34 @@ impl<S: MessageSink> Batcher<S> {
     }
 
     /// Runs until `rx` is closed and drained and every insert has ended.
-    pub async fn run(self, mut rx: mpsc::Receiver<MessageRow>) {
+    pub async fn run(self, mut rx: QueueRx) {
         let permits = Arc::new(Semaphore::new(self.limits.inflight.max(1)));
         let mut inserts = JoinSet::new();
         let mut batch: Vec<MessageRow> = Vec::new();
         let mut bytes = 0usize;
         let mut deadline = Instant::now();
         loop {
-            let row = if batch.is_empty() {
+            let rows = if batch.is_empty() {
                 rx.recv().await
             } else {
                 tokio::select! {
-                    row = rx.recv() => row,
+                    rows = rx.recv() => rows,
                     () = sleep_until(deadline) => {
                         self.flush(&mut batch, &mut bytes, &permits, &mut inserts).await;
                         continue;
                     }
                 }
             };
-            let Some(row) = row else { break };
-            if batch.is_empty() {
-                deadline = Instant::now() + self.limits.max_age;
-            }
-            bytes += row.approx_bytes();
-            batch.push(row);
-            if batch.len() >= self.limits.max_rows || bytes >= self.limits.max_bytes {
-                self.flush(&mut batch, &mut bytes, &permits, &mut inserts).await;
+            let Some(rows) = rows else { break };
+            for row in rows {
+                if batch.is_empty() {
+                    deadline = Instant::now() + self.limits.max_age;
+                }
+                bytes += row.approx_bytes();
+                batch.push(row);
+                if batch.len() >= self.limits.max_rows || bytes >= self.limits.max_bytes {
+                    self.flush(&mut batch, &mut bytes, &permits, &mut inserts).await;
+                }
             }
         }
         self.flush(&mut batch, &mut bytes, &permits, &mut inserts).await;
@@ -185,9 +241,9 @@ mod tests {
     async fn run(sink: Arc<FakeSink>, rows: usize, limits: BatchLimits) -> Arc<Metrics> {
         let metrics = Arc::new(Metrics::default());
         let (_trigger, shutdown) = crate::shutdown::channel();
-        let (tx, rx) = mpsc::channel(rows.max(1));
+        let (tx, rx) = queue(rows.max(1));
         for _ in 0..rows {
-            tx.send(MessageRow::default()).await.unwrap();
+            tx.send(vec![MessageRow::default()]).await.unwrap();
         }
         drop(tx);
         Batcher::new(sink, limits, metrics.clone(), shutdown).run(rx).await;
@@ -241,10 +297,8 @@ mod tests {
             let s = Arc::new(SlowSink::default());
             let metrics = Arc::new(Metrics::default());
             let (_trigger, shutdown) = crate::shutdown::channel();
-            let (tx, rx) = mpsc::channel(64);
-            for _ in 0..40 {
-                tx.send(MessageRow::default()).await.unwrap();
-            }
+            let (tx, rx) = queue(64);
+            tx.send((0..40).map(|_| MessageRow::default()).collect()).await.unwrap();
             drop(tx);
             let limits = BatchLimits { max_rows: 2, inflight, ..LIMITS };
             Batcher::new(s.clone(), limits, metrics.clone(), shutdown).run(rx).await;
@@ -258,10 +312,10 @@ mod tests {
         let s = sink(0, InsertOutcome::Ok);
         let metrics = Arc::new(Metrics::default());
         let (_trigger, shutdown) = crate::shutdown::channel();
-        let (tx, rx) = mpsc::channel(8);
+        let (tx, rx) = queue(8);
         let limits = BatchLimits { max_age: Duration::from_millis(50), ..LIMITS };
         let task = tokio::spawn(Batcher::new(s.clone(), limits, metrics, shutdown).run(rx));
-        tx.send(MessageRow::default()).await.unwrap();
+        tx.send(vec![MessageRow::default()]).await.unwrap();
         sleep(Duration::from_millis(100)).await;
         assert_eq!(*s.batches.lock().unwrap(), vec![1]);
         drop(tx);

@@ -229,10 +229,7 @@ impl Config {
                 max_age: Duration::from_millis(
                     cli.batch_max_age_ms.or(file.batch_max_age_ms).unwrap_or(DEFAULT_BATCH_MAX_AGE_MS),
                 ),
-                inflight: cli
-                    .insert_concurrency
-                    .or(file.insert_concurrency)
-                    .unwrap_or(DEFAULT_INSERT_CONCURRENCY),
+                inflight: cli.insert_concurrency.or(file.insert_concurrency).unwrap_or(DEFAULT_INSERT_CONCURRENCY),
             },
             queue_rows: cli.queue_rows.or(file.queue_rows).unwrap_or(DEFAULT_QUEUE_ROWS),
             retention_days: cli.retention_days.or(file.retention_days).unwrap_or(DEFAULT_RETENTION_DAYS),

@@ -55,7 +55,10 @@ fn modern_schema_and_api_queries_run_on_chdb() {
     add("search_all", search(CallFilter::default()));
     add("search_number_suffix", search(CallFilter { number: Some("0002".into()), ..CallFilter::default() }));
     add("search_caller", search(CallFilter { number: Some("5554440003".into()), ..CallFilter::default() }));
-    add("search_node_status", search(CallFilter { node: Some("lb2".into()), status: Some(200), ..CallFilter::default() }));
+    add(
+        "search_node_status",
+        search(CallFilter { node: Some("lb2".into()), status: Some(200), ..CallFilter::default() }),
+    );
     add("search_status_486", search(CallFilter { status: Some(486), ..CallFilter::default() }));
     add("search_call_id", search(CallFilter { call_id: Some(b.0.into()), ..CallFilter::default() }));
     add("search_page_2", search(CallFilter { limit: 1, offset: 1, ..CallFilter::default() }));

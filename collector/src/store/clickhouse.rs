@@ -156,7 +156,9 @@ impl ClickHouseStore {
 
     /// One message by id.
     pub fn message_query(&self, id: u64) -> Query {
-        self.client.query(&format!("SELECT {FLOW_COLUMNS}, call_id, raw FROM {MESSAGES_TABLE} WHERE id = ? LIMIT 1")).bind(id)
+        self.client
+            .query(&format!("SELECT {FLOW_COLUMNS}, call_id, raw FROM {MESSAGES_TABLE} WHERE id = ? LIMIT 1"))
+            .bind(id)
     }
 }
 

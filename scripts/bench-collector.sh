@@ -141,8 +141,10 @@ awk -v s="$stored" -v w="$stored_s" -v c="$(awk -v a="$c0" -v b="$c1" 'BEGIN { p
 loss=$((sent - stored))
 echo "      sent $sent, stored $stored, loss $loss ($( [ "$loss" -eq 0 ] && echo zero loss || echo LOSS)); sender done after ${send_s} s"
 echo "      ($(k "$(result load send_rate "$dir/load.out")") accepted by the collector, TCP backpressure);"
-awk -v u="$load_user" -v y="$load_sys" -v a="$s0" -v b="$s1" 'BEGIN {
-  printf "      CPU-s in the same window: ClickHouse server %.1f, load generator %.1f\n", b - a, u + y }'
+awk -v u="$load_user" -v y="$load_sys" -v a="$s0" -v b="$s1" -v c0="$c0" -v c1="$c1" -v n="$stored" 'BEGIN {
+  printf "      CPU per stored message: collector %.1f us, ClickHouse server %.1f us (%.1f CPU-s),", (c1 - c0) * 1e6 / n,
+    (b - a) * 1e6 / n, b - a
+  printf " load generator %.1f us\n", (u + y) * 1e6 / n }'
 echo "      materialized view counted $summary messages; after graceful stop: $final rows, drop counters $dropped"
 printf "  %-58s %12d %9s %10s\n" "floor: clickhouse crate, pre-decoded rows, 1 insert at a time" "$FLOOR_ROWS" "" "$(k "$floor1")"
 printf "  %-58s %12d %9s %10s\n" "floor: same, 2 inserts in parallel" "$FLOOR_ROWS" "" "$(k "$floor2")"

@@ -23,6 +23,9 @@ pub const DEFAULT_BATCH_MAX_ROWS: usize = 50_000;
 pub const DEFAULT_BATCH_MAX_BYTES: usize = 32 << 20;
 /// Longest a row waits in a batch: bounds the delay until a message is queryable.
 pub const DEFAULT_BATCH_MAX_AGE_MS: u64 = 1000;
+/// Inserts running at once. ClickHouse handles one insert on one core, so two keep a
+/// small server busy while the next batch fills (measured: see scripts/bench-collector.sh).
+pub const DEFAULT_INSERT_CONCURRENCY: usize = 2;
 /// Rows the queue between listeners and the batcher holds before UDP drops / TCP waits.
 pub const DEFAULT_QUEUE_ROWS: usize = 100_000;
 /// Days of data kept (0: keep forever).
@@ -74,6 +77,9 @@ pub struct Cli {
     /// Longest a message waits before its batch is inserted, in ms [default: 1000].
     #[arg(long, env = "COLLECTOR_BATCH_MAX_AGE_MS")]
     pub batch_max_age_ms: Option<u64>,
+    /// ClickHouse inserts running at once [default: 2].
+    #[arg(long, env = "COLLECTOR_INSERT_CONCURRENCY")]
+    pub insert_concurrency: Option<usize>,
     /// Rows queued before UDP drops and TCP waits [default: 100000].
     #[arg(long, env = "COLLECTOR_QUEUE_ROWS")]
     pub queue_rows: Option<usize>,
@@ -116,6 +122,8 @@ pub struct FileConfig {
     pub batch_max_bytes: Option<usize>,
     /// See [`Cli::batch_max_age_ms`].
     pub batch_max_age_ms: Option<u64>,
+    /// See [`Cli::insert_concurrency`].
+    pub insert_concurrency: Option<usize>,
     /// See [`Cli::queue_rows`].
     pub queue_rows: Option<usize>,
     /// See [`Cli::retention_days`].
@@ -140,6 +148,8 @@ pub struct BatchLimits {
     pub max_bytes: usize,
     /// Age of the oldest row.
     pub max_age: Duration,
+    /// Inserts running at once (not a flush trigger: the batcher waits for a free slot).
+    pub inflight: usize,
 }
 
 /// The resolved, validated configuration.
@@ -219,6 +229,7 @@ impl Config {
                 max_age: Duration::from_millis(
                     cli.batch_max_age_ms.or(file.batch_max_age_ms).unwrap_or(DEFAULT_BATCH_MAX_AGE_MS),
                 ),
+                inflight: cli.insert_concurrency.or(file.insert_concurrency).unwrap_or(DEFAULT_INSERT_CONCURRENCY),
             },
             queue_rows: cli.queue_rows.or(file.queue_rows).unwrap_or(DEFAULT_QUEUE_ROWS),
             retention_days: cli.retention_days.or(file.retention_days).unwrap_or(DEFAULT_RETENTION_DAYS),
@@ -245,6 +256,9 @@ impl Config {
         }
         if b.max_age.is_zero() || b.max_age > Duration::from_secs(60) {
             return Err(format!("batch_max_age_ms must be 1..=60000, got {}", b.max_age.as_millis()));
+        }
+        if !(1..=16).contains(&b.inflight) {
+            return Err(format!("insert_concurrency must be 1..=16, got {}", b.inflight));
         }
         if !(1..=10_000_000).contains(&self.queue_rows) {
             return Err(format!("queue_rows must be 1..=10000000, got {}", self.queue_rows));

@@ -28,7 +28,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, UdpSocket};
-use tokio::sync::mpsc;
 
 use crate::batch::Batcher;
 use crate::config::Config;
@@ -86,7 +85,7 @@ pub async fn run(config: Config, listeners: Listeners, mut shutdown: Shutdown) -
     let store = Arc::new(ClickHouseStore::new(&server, &config.clickhouse_database));
     let metrics = Arc::new(Metrics::default());
 
-    let (tx, rx) = mpsc::channel(config.queue_rows);
+    let (tx, rx) = batch::queue(config.queue_rows);
     let batcher = Batcher::new(store.clone(), config.batch, metrics.clone(), shutdown.clone());
     let batcher = tokio::spawn(batcher.run(rx));
 

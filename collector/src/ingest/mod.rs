@@ -8,8 +8,7 @@ pub mod udp;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
-
+use crate::batch::QueueTx;
 use crate::decode::{is_unparsed_sip, Decoder, MessageRow};
 use crate::metrics::{DropReason, Metrics};
 
@@ -19,7 +18,7 @@ const DROP_LOG_INTERVAL_SECS: u64 = 10;
 /// Shared by every listener task.
 pub struct Ingest {
     decoder: Decoder,
-    tx: mpsc::Sender<MessageRow>,
+    tx: QueueTx,
     metrics: Arc<Metrics>,
     auth_log: RateLimit,
     decode_log: RateLimit,
@@ -28,7 +27,7 @@ pub struct Ingest {
 
 impl Ingest {
     /// Listeners feeding `tx`.
-    pub fn new(decoder: Decoder, tx: mpsc::Sender<MessageRow>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(decoder: Decoder, tx: QueueTx, metrics: Arc<Metrics>) -> Self {
         Self {
             decoder,
             tx,
@@ -71,7 +70,7 @@ impl Ingest {
 
     /// Queues a row without waiting (UDP): a full queue drops and counts it.
     pub fn offer(&self, row: MessageRow) {
-        if self.tx.try_send(row).is_err() {
+        if !self.tx.try_send(row) {
             self.metrics.drop_n(DropReason::QueueFull, 1);
             if let Some(suppressed) = self.queue_log.allow(now_us() / 1_000_000) {
                 tracing::warn!(suppressed, "batch queue full: UDP packets dropped (ClickHouse slow or down?)");
@@ -79,9 +78,9 @@ impl Ingest {
         }
     }
 
-    /// Queues a row, waiting for room (TCP). `Err` when the batcher is gone.
-    pub async fn push(&self, row: MessageRow) -> Result<(), ()> {
-        self.tx.send(row).await.map_err(|_| ())
+    /// Queues rows, waiting for room (TCP). `Err` when the batcher is gone.
+    pub async fn push(&self, rows: Vec<MessageRow>) -> Result<(), ()> {
+        self.tx.send(rows).await
     }
 }
 

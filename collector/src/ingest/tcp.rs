@@ -21,6 +21,8 @@ use crate::shutdown::Shutdown;
 
 /// Initial read buffer: a few typical HEP packets; it grows to the largest frame.
 const READ_BUF: usize = 64 * 1024;
+/// Most rows queued at once by one connection.
+const MAX_CHUNK: usize = 256;
 
 /// Connection limits.
 #[derive(Debug, Clone, Copy)]
@@ -93,22 +95,31 @@ async fn connection(
     }
 }
 
-/// Decodes and queues every whole frame at the front of `buf`.
+/// Decodes every whole frame at the front of `buf` and queues the rows together (in
+/// chunks of at most [`MAX_CHUNK`]).
 async fn drain_frames(buf: &mut BytesMut, peer: SocketAddr, ingest: &SharedIngest) -> Result<(), String> {
-    loop {
+    let mut rows = Vec::new();
+    let framing = loop {
         let len = match hep::frame_len(buf) {
             Ok(Some(len)) if buf.len() >= len => len,
-            Ok(_) => return Ok(()),
+            Ok(_) => break Ok(()),
             Err(e) => {
                 ingest.metrics().tcp_frame_errors.fetch_add(1, Ordering::Relaxed);
                 ingest.metrics().drop_n(DropReason::Decode, 1);
-                return Err(format!("framing error: {e}"));
+                break Err(format!("framing error: {e}"));
             }
         };
         let frame = buf.split_to(len);
         ingest.metrics().received_tcp.fetch_add(1, Ordering::Relaxed);
         if let Some(row) = ingest.decode(&frame, peer) {
-            ingest.push(row).await.map_err(|()| "collector shutting down".to_owned())?;
+            rows.push(row);
         }
+        if rows.len() >= MAX_CHUNK {
+            ingest.push(std::mem::take(&mut rows)).await.map_err(|()| "collector shutting down".to_owned())?;
+        }
+    };
+    if !rows.is_empty() {
+        ingest.push(rows).await.map_err(|()| "collector shutting down".to_owned())?;
     }
+    framing
 }

@@ -4,6 +4,7 @@
 //! reaches SQL unquoted.
 
 use clickhouse::error::Error;
+use clickhouse::query::Query;
 use clickhouse::Client;
 use serde::{Deserialize, Deserializer};
 
@@ -95,8 +96,11 @@ const SUMMARY_SELECT: &str = "SELECT call_id, minMerge(first_us) AS f_us, maxMer
 const FLOW_COLUMNS: &str = "id, toUInt64(ts) * 1000000 + ts_us, node_name, transport, src_ip, src_port, \
     dst_ip, dst_port, is_request, method, status, reason, cseq_num, cseq_method, msg_hash";
 
-impl CallQueries for ClickHouseStore {
-    async fn search(&self, f: &CallFilter) -> Result<Vec<CallSummary>, String> {
+/// The read queries, with every value bound (client-side, escaped). Public so tests can
+/// run the exact SQL text elsewhere (`sql_display()`), e.g. on a modern server in chDB.
+impl ClickHouseStore {
+    /// Call search, newest first.
+    pub fn search_query(&self, f: &CallFilter) -> Query {
         let mut sql = format!("{SUMMARY_SELECT} WHERE date >= toDate(?) AND date <= toDate(?)");
         if f.call_id.is_some() {
             sql.push_str(" AND call_id = ?");
@@ -126,17 +130,20 @@ impl CallQueries for ClickHouseStore {
         if let Some(st) = f.status {
             q = q.bind(st);
         }
-        q.bind(f.offset).bind(f.limit).fetch_all().await.map_err(|e| format!("call search: {e}"))
+        q.bind(f.offset).bind(f.limit)
     }
 
-    async fn call(&self, call_id: &str) -> Result<Option<CallSummary>, String> {
-        let sql = format!("{SUMMARY_SELECT} WHERE call_id = ? GROUP BY call_id");
-        self.client.query(&sql).bind(call_id).fetch_optional().await.map_err(|e| format!("call summary: {e}"))
+    /// One call's summary.
+    pub fn call_query(&self, call_id: &str) -> Query {
+        self.client.query(&format!("{SUMMARY_SELECT} WHERE call_id = ? GROUP BY call_id")).bind(call_id)
     }
 
-    async fn flow(&self, call_id: &str, from_us: u64, to_us: u64, limit: u32) -> Result<Vec<FlowRow>, String> {
+    /// A call's SIP rows in capture order ([`FlowRow`] columns; with `raw`, Call-ID and
+    /// raw bytes follow).
+    pub fn flow_query(&self, call_id: &str, from_us: u64, to_us: u64, limit: u32, raw: bool) -> Query {
+        let extra = if raw { ", call_id, raw" } else { "" };
         let sql = format!(
-            "SELECT {FLOW_COLUMNS} FROM {MESSAGES_TABLE} WHERE call_id = ? AND date >= toDate(?) \
+            "SELECT {FLOW_COLUMNS}{extra} FROM {MESSAGES_TABLE} WHERE call_id = ? AND date >= toDate(?) \
              AND date <= toDate(?) AND payload_type = 1 ORDER BY ts, ts_us, id LIMIT ?"
         );
         self.client
@@ -145,9 +152,27 @@ impl CallQueries for ClickHouseStore {
             .bind(date_string(from_us))
             .bind(date_string(to_us.saturating_add(MICROS)))
             .bind(limit)
-            .fetch_all()
-            .await
-            .map_err(|e| format!("call flow: {e}"))
+    }
+
+    /// One message by id.
+    pub fn message_query(&self, id: u64) -> Query {
+        self.client
+            .query(&format!("SELECT {FLOW_COLUMNS}, call_id, raw FROM {MESSAGES_TABLE} WHERE id = ? LIMIT 1"))
+            .bind(id)
+    }
+}
+
+impl CallQueries for ClickHouseStore {
+    async fn search(&self, f: &CallFilter) -> Result<Vec<CallSummary>, String> {
+        self.search_query(f).fetch_all().await.map_err(|e| format!("call search: {e}"))
+    }
+
+    async fn call(&self, call_id: &str) -> Result<Option<CallSummary>, String> {
+        self.call_query(call_id).fetch_optional().await.map_err(|e| format!("call summary: {e}"))
+    }
+
+    async fn flow(&self, call_id: &str, from_us: u64, to_us: u64, limit: u32) -> Result<Vec<FlowRow>, String> {
+        self.flow_query(call_id, from_us, to_us, limit, false).fetch_all().await.map_err(|e| format!("call flow: {e}"))
     }
 
     async fn flow_raw(
@@ -157,17 +182,8 @@ impl CallQueries for ClickHouseStore {
         to_us: u64,
         limit: u32,
     ) -> Result<Vec<StoredMessage>, String> {
-        let sql = format!(
-            "SELECT {FLOW_COLUMNS}, call_id, raw FROM {MESSAGES_TABLE} WHERE call_id = ? AND date >= toDate(?) \
-             AND date <= toDate(?) AND payload_type = 1 ORDER BY ts, ts_us, id LIMIT ?"
-        );
         let rows: Vec<MessageFetch> = self
-            .client
-            .query(&sql)
-            .bind(call_id)
-            .bind(date_string(from_us))
-            .bind(date_string(to_us.saturating_add(MICROS)))
-            .bind(limit)
+            .flow_query(call_id, from_us, to_us, limit, true)
             .fetch_all()
             .await
             .map_err(|e| format!("call messages: {e}"))?;
@@ -175,9 +191,8 @@ impl CallQueries for ClickHouseStore {
     }
 
     async fn message(&self, id: u64) -> Result<Option<StoredMessage>, String> {
-        let sql = format!("SELECT {FLOW_COLUMNS}, call_id, raw FROM {MESSAGES_TABLE} WHERE id = ? LIMIT 1");
         let found: Option<MessageFetch> =
-            self.client.query(&sql).bind(id).fetch_optional().await.map_err(|e| format!("message: {e}"))?;
+            self.message_query(id).fetch_optional().await.map_err(|e| format!("message: {e}"))?;
         Ok(found.map(MessageFetch::into_stored))
     }
 }

@@ -81,20 +81,28 @@ pub async fn apply(client: &Client, database: &str, retention_days: u32) -> Resu
     Ok(report)
 }
 
+/// The statements of `files` as [`apply`] runs them, each with its file name:
+/// `{{retention_days}}` substituted, and files that need it skipped when retention is
+/// off (`None` or 0). Public so tests can run the same text on other servers (chDB).
+pub fn render(files: &[SchemaFile], retention_days: Option<u32>) -> Vec<(&'static str, String)> {
+    let days = retention_days.unwrap_or(0);
+    files
+        .iter()
+        .filter(|file| days > 0 || !file.sql.contains("{{retention_days}}"))
+        .flat_map(|file| {
+            let sql = file.sql.replace("{{retention_days}}", &days.to_string());
+            statements(&sql).into_iter().map(move |stmt| (file.name, stmt))
+        })
+        .collect()
+}
+
 async fn run_files(db: &Client, files: &[SchemaFile], retention_days: Option<u32>) -> Result<usize, String> {
-    let mut n = 0;
-    for file in files {
-        if file.sql.contains("{{retention_days}}") && retention_days.unwrap_or(0) == 0 {
-            continue;
-        }
-        let sql = file.sql.replace("{{retention_days}}", &retention_days.unwrap_or(0).to_string());
-        for stmt in statements(&sql) {
-            // query_raw: DDL has no bind placeholders, and `?` must pass through.
-            db.query_raw(&stmt).execute().await.map_err(|e| format!("{}: {e}\nstatement: {stmt}", file.name))?;
-            n += 1;
-        }
+    let stmts = render(files, retention_days);
+    for (name, stmt) in &stmts {
+        // query_raw: DDL has no bind placeholders, and `?` must pass through.
+        db.query_raw(stmt).execute().await.map_err(|e| format!("{name}: {e}\nstatement: {stmt}"))?;
     }
-    Ok(n)
+    Ok(stmts.len())
 }
 
 /// Retention for servers without TTL: drops whole daily partitions of [`TABLES`] whose

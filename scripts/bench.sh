@@ -49,3 +49,8 @@ echo "  270 MB peak RSS, loses up to 0.4 % at end of file; captagent 20-30 k pkt
 echo "  target: >= 1 M SIP messages/s per core over TCP, >= 10x heplify, memory flat as the file grows."
 echo
 cargo bench --quiet -p capture-agent --bench stages 2>/dev/null
+
+echo
+# Collector: sustained ingest into ClickHouse, delay until queryable, flow query time at
+# 10 M rows (ROWS=... for a shorter run).
+scripts/bench-collector.sh

@@ -21,3 +21,6 @@ if ((${#need[@]})); then
 fi
 
 command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup) first" >&2; exit 1; }
+
+# Python side of the tests (chDB for the modern-ClickHouse checks).
+"$(dirname "$0")/install-python-deps.sh"

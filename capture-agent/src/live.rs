@@ -4,10 +4,10 @@
 //!
 //! One capture thread per interface reads frames from libpcap in immediate mode (each
 //! frame is handed over as soon as the kernel has it, rather than when a buffer block
-//! fills) with a short poll timeout, so the thread wakes at least every
-//! [`POLL_TIMEOUT_MS`] to notice a stop request. It copies frames into small chunks and
-//! passes them over one bounded channel to the calling thread, which runs the single
-//! shared [`Chain`] (decode, TCP reassembly, SIP stage) exactly as a file replay does.
+//! fills) with `pcap_dispatch`, which returns whenever it has read what the kernel holds.
+//! It copies frames into small chunks and passes them over one bounded channel to the
+//! calling thread, which runs the single shared [`Chain`] (decode, TCP reassembly, SIP
+//! stage) exactly as a file replay does.
 //!
 //! Why one chain rather than one per thread: `--dedup` exists for copies of the same
 //! packet seen on two interfaces (a VLAN and its parent), and both directions of a TCP
@@ -21,17 +21,19 @@
 //! # Latency
 //!
 //! A capture thread hands a chunk over when it is full, when it spans 10 ms of capture
-//! time, or when the link goes quiet for one poll timeout. The chain flushes its HEP
+//! time, or as soon as it has read everything the kernel holds. The chain flushes its HEP
 //! batch whenever no chunk is waiting, and at least every [`FLUSH_INTERVAL`] under
 //! steady load, so a message reaches the sender within about 100 ms. The sender drops
 //! (and counts) batches when a collector's queue is full: the kernel cannot be paused.
 //!
 //! # Stopping
 //!
-//! When the stop flag is set (SIGINT/SIGTERM), each thread keeps reading until its
-//! capture has been quiet for one poll timeout (at most [`STOP_DRAIN`]), so frames that
-//! arrived before the signal are not left in the kernel buffer, then reads the kernel's
-//! counters (`pcap_stats`) and ends. The caller then flushes the chain and the senders.
+//! When the stop flag is set (SIGINT/SIGTERM), the chain's thread, which looks at it at
+//! least every 50 ms, wakes each capture thread with `pcap_breakloop` (a thread blocked on
+//! a quiet interface would not wake otherwise). Each thread switches its capture to
+//! non-blocking and reads what the kernel still holds (for at most [`STOP_DRAIN`]), so
+//! frames that arrived before the signal are not lost, then reads the kernel's counters
+//! (`pcap_stats`) and ends. The caller then flushes the chain and the senders.
 //!
 //! # Privileges
 //!
@@ -41,11 +43,11 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use pcap::{Active, Capture};
+use pcap::{Active, BreakLoop, Capture};
 
 use crate::chain::Chain;
 use crate::config::LiveOptions;
@@ -53,9 +55,17 @@ use crate::flow::Timestamp;
 use crate::sender::Batch;
 use crate::source::LinkType;
 
-/// libpcap read timeout: how long a capture thread waits for a frame before it looks at
-/// the stop flag and hands over a partial chunk.
+/// libpcap read timeout. In immediate mode Linux delivers each frame at once anyway, and
+/// libpcap keeps waiting past the timeout on a quiet link, so this is only a bound for
+/// platforms that honour it; stopping relies on `pcap_breakloop`.
 pub const POLL_TIMEOUT_MS: i32 = 50;
+
+/// How often the chain's thread looks at the stop flag while no frame arrives.
+const STOP_CHECK: Duration = Duration::from_millis(50);
+
+/// Most frames one `pcap_dispatch` call reads, so a busy capture still returns now and
+/// then to look at the stop flag.
+const DISPATCH_MAX: usize = 1024;
 
 /// Longest time HEP packets wait in a partly filled batch under steady traffic.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
@@ -230,8 +240,10 @@ pub fn run<S: FnMut(Batch)>(
     let (tx, rx) = mpsc::sync_channel::<Chunk>(QUEUE_CHUNKS);
     thread::scope(|scope| {
         let mut handles = Vec::new();
-        for capture in captures {
+        let mut breakers = Vec::new();
+        for mut capture in captures {
             let name = capture.name.clone();
+            breakers.push(capture.cap.breakloop_handle());
             let tx = tx.clone();
             let spawned = thread::Builder::new()
                 .name(format!("capture-{name}"))
@@ -239,7 +251,7 @@ pub fn run<S: FnMut(Batch)>(
             handles.push((name, spawned));
         }
         drop(tx);
-        pump(&rx, chain);
+        pump(&rx, chain, stop, &breakers);
         handles
             .into_iter()
             .map(|(name, spawned)| {
@@ -255,9 +267,17 @@ pub fn run<S: FnMut(Batch)>(
 }
 
 /// The chain's side: runs chunks through the chain until every capture thread is done.
-fn pump<S: FnMut(Batch)>(rx: &Receiver<Chunk>, chain: &mut Chain<S>) {
+/// It also turns the stop flag into `pcap_breakloop` calls: a capture thread blocked on
+/// a quiet interface would otherwise never look at the flag (libpcap on Linux keeps
+/// polling past its read timeout until a frame arrives).
+fn pump<S: FnMut(Batch)>(rx: &Receiver<Chunk>, chain: &mut Chain<S>, stop: &AtomicBool, breakers: &[BreakLoop]) {
     let mut last_flush = Instant::now();
+    let mut broken = false;
     loop {
+        if !broken && stop.load(Ordering::Relaxed) {
+            breakers.iter().for_each(BreakLoop::breakloop);
+            broken = true;
+        }
         let chunk = match rx.try_recv() {
             Ok(chunk) => chunk,
             Err(TryRecvError::Disconnected) => break,
@@ -265,9 +285,10 @@ fn pump<S: FnMut(Batch)>(rx: &Receiver<Chunk>, chain: &mut Chain<S>) {
                 // Nothing waiting: send what we hold now rather than let it age.
                 chain.flush();
                 last_flush = Instant::now();
-                match rx.recv() {
+                match rx.recv_timeout(STOP_CHECK) {
                     Ok(chunk) => chunk,
-                    Err(_) => break,
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => break,
                 }
             }
         };
@@ -281,62 +302,95 @@ fn pump<S: FnMut(Batch)>(rx: &Receiver<Chunk>, chain: &mut Chain<S>) {
     }
 }
 
-/// One capture thread: reads frames into chunks until stopped, then reads the kernel's
-/// counters.
-fn capture_loop(mut capture: LiveCapture, tx: &SyncSender<Chunk>, stop: &AtomicBool) -> InterfaceReport {
-    let mut report = InterfaceReport { name: capture.name.clone(), ..Default::default() };
-    let mut chunk = Chunk::new(capture.link);
-    let mut drain_until: Option<Instant> = None;
-    loop {
-        if drain_until.is_none() && stop.load(Ordering::Relaxed) {
-            drain_until = Some(Instant::now() + STOP_DRAIN);
+/// A capture thread's chunk under construction and where it goes.
+struct Collector<'a> {
+    chunk: Chunk,
+    tx: &'a SyncSender<Chunk>,
+    packets: u64,
+    bytes: u64,
+    /// The chain has gone away (it only does when the agent is ending).
+    closed: bool,
+}
+
+impl Collector<'_> {
+    fn frame(&mut self, frame: &pcap::Packet<'_>) {
+        let tv = frame.header.ts;
+        let ts = Timestamp::new(tv.tv_sec.max(0) as u64, tv.tv_usec.clamp(0, 999_999) as u32);
+        self.packets += 1;
+        self.bytes += frame.data.len() as u64;
+        self.chunk.push(ts, frame.data);
+        if self.chunk.is_ready(ts) {
+            self.hand_over();
         }
-        if drain_until.is_some_and(|t| Instant::now() >= t) {
-            break;
+    }
+
+    /// Sends the chunk (if any) to the chain and starts a new one.
+    fn hand_over(&mut self) {
+        if self.chunk.is_empty() || self.closed {
+            return;
         }
-        match capture.cap.next_packet() {
-            Ok(frame) => {
-                let tv = frame.header.ts;
-                let ts = Timestamp::new(tv.tv_sec.max(0) as u64, tv.tv_usec.clamp(0, 999_999) as u32);
-                report.packets += 1;
-                report.bytes += frame.data.len() as u64;
-                chunk.push(ts, frame.data);
-                if chunk.is_ready(ts) && !hand_over(tx, &mut chunk) {
-                    break;
-                }
-            }
-            Err(pcap::Error::TimeoutExpired) => {
-                if !chunk.is_empty() && !hand_over(tx, &mut chunk) {
-                    break;
-                }
-                if drain_until.is_some() {
-                    // Quiet for a whole poll timeout: the kernel buffer is empty.
-                    break;
-                }
-            }
-            // libpcap's "loop broken" (-2): treated as a stop, not an error.
-            Err(pcap::Error::NoMorePackets) => break,
+        let link = self.chunk.link;
+        let full = std::mem::replace(&mut self.chunk, Chunk::new(link));
+        self.closed = self.tx.send(full).is_err();
+    }
+}
+
+/// One capture thread: reads frames into chunks until stopped, drains what the kernel
+/// still holds, then reads the kernel's counters.
+///
+/// `pcap_dispatch` returns once it has read what the ring holds (at most
+/// [`DISPATCH_MAX`] frames), so a partial chunk is handed over as soon as the thread has
+/// caught up with the link: nothing waits for more traffic to push it out.
+fn capture_loop(capture: LiveCapture, tx: &SyncSender<Chunk>, stop: &AtomicBool) -> InterfaceReport {
+    let LiveCapture { name, link, mut cap, .. } = capture;
+    let mut report = InterfaceReport { name, ..Default::default() };
+    let mut out = Collector { chunk: Chunk::new(link), tx, packets: 0, bytes: 0, closed: false };
+    while !stop.load(Ordering::Relaxed) && !out.closed {
+        match cap.dispatch(Some(DISPATCH_MAX), |frame| out.frame(&frame)) {
+            Ok(_) => out.hand_over(),
+            // pcap_breakloop: the stop flag is set.
+            Err(_) if stop.load(Ordering::Relaxed) => break,
             Err(e) => {
                 report.error = Some(e.to_string());
                 break;
             }
         }
     }
-    if !chunk.is_empty() {
-        hand_over(tx, &mut chunk);
+    if report.error.is_none() {
+        // Frames that arrived before the stop request: read them without blocking.
+        match cap.setnonblock() {
+            Ok(nonblocking) => {
+                cap = nonblocking;
+                let deadline = Instant::now() + STOP_DRAIN;
+                let mut errors = 0;
+                while Instant::now() < deadline && !out.closed {
+                    match cap.dispatch(Some(DISPATCH_MAX), |frame| out.frame(&frame)) {
+                        Ok(0) => break,
+                        Ok(_) => out.hand_over(),
+                        // The first one may be the pending breakloop.
+                        Err(_) if errors == 0 => errors += 1,
+                        Err(_) => break,
+                    }
+                }
+            }
+            Err(e) => {
+                report.error = Some(format!("cannot drain the capture at stop: {e}"));
+                out.hand_over();
+                report.packets = out.packets;
+                report.bytes = out.bytes;
+                return report;
+            }
+        }
     }
-    report.kernel = capture.cap.stats().ok().map(|s| KernelStats {
+    out.hand_over();
+    report.packets = out.packets;
+    report.bytes = out.bytes;
+    report.kernel = cap.stats().ok().map(|s| KernelStats {
         received: u64::from(s.received),
         dropped: u64::from(s.dropped),
         if_dropped: u64::from(s.if_dropped),
     });
     report
-}
-
-/// Sends the chunk to the chain and starts a new one. False if the chain is gone.
-fn hand_over(tx: &SyncSender<Chunk>, chunk: &mut Chunk) -> bool {
-    let full = std::mem::replace(chunk, Chunk::new(chunk.link));
-    tx.send(full).is_ok()
 }
 
 #[cfg(test)]

@@ -109,7 +109,9 @@ pub struct Cli {
     #[arg(long, value_name = "EXPR", env = "CAPTURE_AGENT_FILTER")]
     pub filter: Option<String>,
 
-    /// Shorthand for `--filter "portrange A-B"` (heplify's -pr), and-ed with --filter.
+    /// Shorthand for `--filter "portrange A-B"` (heplify's -pr), and-ed with --filter. In
+    /// live capture it also narrows the default kernel filter to these ports plus every
+    /// IP fragment and tunnel.
     #[arg(long, value_name = "A-B", env = "CAPTURE_AGENT_PORT_RANGE")]
     pub port_range: Option<String>,
 

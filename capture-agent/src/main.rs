@@ -27,7 +27,11 @@ fn main() -> ExitCode {
         Err(e) => {
             // clap's own --help/--version output arrives here too: print it as is.
             let is_help = e.starts_with("capture-agent") || e.starts_with("Capture SIP") || e.starts_with("Usage");
-            eprint!("{e}");
+            if is_help || e.ends_with('\n') {
+                eprint!("{e}");
+            } else {
+                eprintln!("capture-agent: {e}");
+            }
             return if is_help { ExitCode::SUCCESS } else { ExitCode::from(2) };
         }
     };

@@ -40,7 +40,7 @@ const BIG_BODY: usize = 3000;
 // The traffic: what is sent, and what the sinks must therefore see.
 
 fn small_udp(i: usize) -> String {
-    let method = if i % 2 == 0 { "OPTIONS" } else { "MESSAGE" };
+    let method = if i.is_multiple_of(2) { "OPTIONS" } else { "MESSAGE" };
     sip_request(method, &format!("udp-{i}@sipt"), 1, "")
 }
 

@@ -20,8 +20,12 @@ pub const DEFAULT_HEP_SERVER: &str = "127.0.0.1:9060";
 #[command(
     name = "capture-agent",
     version,
-    about = "Capture SIP from pcap/pcapng files and send it as HEPv3 to one or more collectors.",
-    after_help = "heplify spellings are accepted too: -rf -hs -nt -hi -hn -hp -dim -dd -rs -bpf -pr.\n\
+    about = "Capture SIP live from network interfaces (libpcap) or from pcap/pcapng files, and send it as \
+             HEPv3 to one or more collectors.",
+    after_help = "Live capture (--interface) runs until SIGINT or SIGTERM, then sends what it holds, prints a \
+                  summary with the kernel's drop counters and exits 0 (1 if a capture failed). It needs \
+                  CAP_NET_RAW and CAP_NET_ADMIN, not root: see capture-agent.service.\n\
+                  heplify spellings are accepted too: -rf -hs -nt -hi -hn -hp -dim -dd -rs -bpf -pr -s.\n\
                   Every option can also be set in the config file (--config) with the same name \
                   in snake_case, or in the environment as CAPTURE_AGENT_<NAME>."
 )]
@@ -29,6 +33,36 @@ pub struct Cli {
     /// Read packets from this pcap or pcapng file (repeat for several files, read in order).
     #[arg(short = 'r', long = "read-file", value_name = "FILE")]
     pub read_file: Vec<PathBuf>,
+
+    /// Capture live from this interface (repeat for several; `any` for all of them).
+    /// Excludes --read-file.
+    #[arg(
+        short = 'i',
+        long = "interface",
+        value_name = "IFACE",
+        value_delimiter = ',',
+        env = "CAPTURE_AGENT_INTERFACE"
+    )]
+    pub interface: Vec<String>,
+
+    /// Live capture: bytes kept of each frame [default: 65535].
+    #[arg(long, value_name = "BYTES", env = "CAPTURE_AGENT_SNAPLEN")]
+    pub snaplen: Option<u32>,
+
+    /// Live capture: put the interfaces in promiscuous mode (see traffic not addressed
+    /// to this host, e.g. on a mirror port).
+    #[arg(long, env = "CAPTURE_AGENT_PROMISCUOUS")]
+    pub promiscuous: bool,
+
+    /// Live capture: kernel BPF filter (tcpdump syntax, compiled by libpcap); "" captures
+    /// everything. The default keeps everything that can carry SIP, every IP fragment
+    /// included; with --port-range it keeps those ports plus every fragment and tunnel.
+    #[arg(long, value_name = "EXPR", env = "CAPTURE_AGENT_CAPTURE_FILTER")]
+    pub capture_filter: Option<String>,
+
+    /// Live capture: kernel capture buffer per interface, bytes [default: 33554432].
+    #[arg(long, value_name = "BYTES", env = "CAPTURE_AGENT_BUFFER_SIZE")]
+    pub buffer_size: Option<u32>,
 
     /// Send HEP to this collector (repeat, or separate with commas, to send to each).
     #[arg(long, value_name = "HOST:PORT", value_delimiter = ',', env = "CAPTURE_AGENT_HEP_SERVER")]
@@ -69,13 +103,15 @@ pub struct Cli {
     #[arg(long, env = "CAPTURE_AGENT_DEDUP")]
     pub dedup: bool,
 
-    /// Packet filter in a BPF-like language applied after decoding (so it sees inner
+    /// Packet filter in a BPF-like language applied in the agent after decoding (so it sees inner
     /// tunnel addresses and reassembled fragments), e.g. `udp and port 5060`,
     /// `host 10.0.0.1 or net 192.0.2.0/24`, `portrange 5060-5090`, `not tcp`.
     #[arg(long, value_name = "EXPR", env = "CAPTURE_AGENT_FILTER")]
     pub filter: Option<String>,
 
-    /// Shorthand for `--filter "portrange A-B"` (heplify's -pr), and-ed with --filter.
+    /// Shorthand for `--filter "portrange A-B"` (heplify's -pr), and-ed with --filter. In
+    /// live capture it also narrows the default kernel filter to these ports plus every
+    /// IP fragment and tunnel.
     #[arg(long, value_name = "A-B", env = "CAPTURE_AGENT_PORT_RANGE")]
     pub port_range: Option<String>,
 
@@ -97,6 +133,11 @@ pub struct Cli {
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     read_file: Option<Vec<PathBuf>>,
+    interface: Option<Vec<String>>,
+    snaplen: Option<u32>,
+    promiscuous: Option<bool>,
+    capture_filter: Option<String>,
+    buffer_size: Option<u32>,
     hep_server: Option<Vec<String>>,
     transport: Option<String>,
     node_id: Option<u32>,
@@ -158,8 +199,12 @@ impl FromStr for ReplaySpeed {
 /// Resolved settings the agent runs with.
 #[derive(Debug)]
 pub struct Settings {
-    /// Files to replay, in order.
+    /// Files to replay, in order (empty in live mode).
     pub files: Vec<PathBuf>,
+    /// Interfaces to capture from (empty when replaying files).
+    pub interfaces: Vec<String>,
+    /// Live capture options.
+    pub live: LiveOptions,
     /// Collectors; every HEP packet goes to each (none with `--dry-run`).
     pub servers: Vec<String>,
     /// HEP transport.
@@ -182,6 +227,87 @@ pub struct Settings {
     pub filter: Option<Filter>,
     /// Draw a progress bar if stderr is a terminal.
     pub progress: bool,
+}
+
+/// Default snap length: whole frames (a SIP INVITE with SDP easily exceeds heplify's
+/// 8192 on jumbo-frame links, and a truncated message is useless).
+pub const DEFAULT_SNAPLEN: u32 = 65_535;
+
+/// Default kernel buffer per interface. libpcap's own default (2 MiB on Linux) holds well
+/// under a second of a busy SIP trunk; 32 MiB rides out pauses of the agent (a slow
+/// collector, a burst of reassembly) at little cost.
+pub const DEFAULT_BUFFER_SIZE: u32 = 32 * 1024 * 1024;
+
+/// What can carry SIP, in BPF: UDP, TCP and SCTP; every IPv4 fragment (MF bit or a
+/// fragment offset: a non-first fragment has no transport header to match); all IPv6
+/// (a fragment or any extension header hides the transport from BPF); IP-in-IP and GRE
+/// tunnels (the decoder unwraps them).
+const CARRIERS_BPF: &str = "udp or tcp or sctp or (ip[6:2] & 0x3fff != 0) or ip6 or ip proto 4 or ip proto 47";
+
+/// The kernel filter used when none is given, for a capture of this link type.
+///
+/// Without `--port-range` it keeps everything that can carry SIP, whatever the port,
+/// because the agent recognises SIP by content (SIP on 6060, HTTP on 5060 are real) and
+/// drops the rest in user space. With a port range (heplify's `-pr`) it keeps those ports
+/// *and every IP fragment and tunnel*: a port-only filter such as `portrange 5060-5090`
+/// loses the non-first fragments of a large INVITE (they carry no UDP header, so libpcap's
+/// port test fails on them), and the agent could then never reassemble it. The user-space
+/// port filter still applies after reassembly, so fragments of other traffic are dropped
+/// there. Media (RTP) on other ports stays in the kernel, which matters on busy hosts.
+///
+/// On Ethernet the same clauses are repeated after `vlan` for tagged frames the kernel
+/// did not untag (`vlan` must come last: it shifts the offsets of everything after it).
+/// Other link types (`any` gives Linux cooked capture) have no VLAN test in libpcap.
+pub fn default_capture_filter(port_range: Option<(u16, u16)>, ethernet: bool) -> String {
+    let carriers = match port_range {
+        None => CARRIERS_BPF.to_string(),
+        Some((lo, hi)) => format!(
+            "portrange {lo}-{hi} or (ip[6:2] & 0x3fff != 0) or (ip6 and not ip6 proto 6 and not ip6 proto 17 \
+             and not ip6 proto 132) or ip proto 4 or ip proto 47"
+        ),
+    };
+    if ethernet {
+        format!("{carriers} or (vlan and ({carriers}))")
+    } else {
+        carriers
+    }
+}
+
+/// Options of a live capture.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveOptions {
+    /// Bytes kept of each frame.
+    pub snaplen: u32,
+    /// Promiscuous mode.
+    pub promiscuous: bool,
+    /// Kernel BPF filter given by the user (empty: none); `None`: the default.
+    pub capture_filter: Option<String>,
+    /// `--port-range`, which narrows the default kernel filter.
+    pub port_range: Option<(u16, u16)>,
+    /// Kernel capture buffer per interface, bytes.
+    pub buffer_size: u32,
+}
+
+impl Default for LiveOptions {
+    fn default() -> Self {
+        Self {
+            snaplen: DEFAULT_SNAPLEN,
+            promiscuous: false,
+            capture_filter: None,
+            port_range: None,
+            buffer_size: DEFAULT_BUFFER_SIZE,
+        }
+    }
+}
+
+impl LiveOptions {
+    /// The kernel filter for a capture whose link type is Ethernet or not; empty: none.
+    pub fn kernel_filter(&self, ethernet: bool) -> String {
+        match &self.capture_filter {
+            Some(expr) => expr.trim().to_string(),
+            None => default_capture_filter(self.port_range, ethernet),
+        }
+    }
 }
 
 impl Settings {
@@ -207,7 +333,19 @@ impl Settings {
             (None, Some(s)) => s.parse()?,
             (None, None) => ReplaySpeed::default(),
         };
-        let filter = build_filter(cli.filter.or(file.filter), cli.port_range.or(file.port_range))?;
+        let (files, interfaces) = source_mode(cli.read_file, cli.interface, file.read_file, file.interface)?;
+        let port_range = cli.port_range.or(file.port_range);
+        let live = LiveOptions {
+            snaplen: cli.snaplen.or(file.snaplen).unwrap_or(DEFAULT_SNAPLEN),
+            promiscuous: cli.promiscuous || file.promiscuous.unwrap_or(false),
+            capture_filter: cli.capture_filter.or(file.capture_filter),
+            port_range: port_range.as_deref().map(parse_port_range).transpose()?,
+            buffer_size: cli.buffer_size.or(file.buffer_size).unwrap_or(DEFAULT_BUFFER_SIZE),
+        };
+        if live.snaplen == 0 || live.buffer_size == 0 {
+            return Err("--snaplen and --buffer-size must be positive".into());
+        }
+        let filter = build_filter(cli.filter.or(file.filter), port_range)?;
         let servers = if cli.dry_run {
             Vec::new()
         } else {
@@ -215,7 +353,9 @@ impl Settings {
         };
         let discard_methods = non_empty(cli.discard_methods).or(file.discard_methods).unwrap_or_default();
         Ok(Self {
-            files: non_empty(cli.read_file).or(file.read_file).unwrap_or_default(),
+            files,
+            interfaces,
+            live,
             servers,
             transport,
             node_id: cli.node_id.or(file.node_id).unwrap_or(0),
@@ -233,6 +373,39 @@ impl Settings {
             progress: !cli.no_progress,
         })
     }
+}
+
+/// Files or interfaces, never both. The command line (and environment) decides the mode
+/// when it names either; the config file's choice applies only when it does not, so
+/// `--interface eth0` overrides a config file that lists files.
+fn source_mode(
+    cli_files: Vec<PathBuf>,
+    cli_ifaces: Vec<String>,
+    file_files: Option<Vec<PathBuf>>,
+    file_ifaces: Option<Vec<String>>,
+) -> Result<(Vec<PathBuf>, Vec<String>), String> {
+    const BOTH: &str = "--read-file and --interface are mutually exclusive: replay files or capture live, not both";
+    match (non_empty(cli_files), non_empty(cli_ifaces)) {
+        (Some(_), Some(_)) => Err(BOTH.into()),
+        (Some(f), None) => Ok((f, Vec::new())),
+        (None, Some(i)) => Ok((Vec::new(), i)),
+        (None, None) => match (file_files.and_then(non_empty), file_ifaces.and_then(non_empty)) {
+            (Some(_), Some(_)) => Err(format!("config file: {BOTH}")),
+            (f, i) => Ok((f.unwrap_or_default(), i.unwrap_or_default())),
+        },
+    }
+}
+
+/// `A-B` (or a single port) as an inclusive range.
+fn parse_port_range(text: &str) -> Result<(u16, u16), String> {
+    let bad = || format!("bad port range {text:?}: use A-B, e.g. 5060-5090");
+    let (lo, hi) = text.split_once('-').unwrap_or((text, text));
+    let lo: u16 = lo.trim().parse().map_err(|_| bad())?;
+    let hi: u16 = hi.trim().parse().map_err(|_| bad())?;
+    if lo > hi {
+        return Err(bad());
+    }
+    Ok((lo, hi))
 }
 
 fn non_empty<T>(v: Vec<T>) -> Option<Vec<T>> {
@@ -283,6 +456,7 @@ fn translate_heplify_args<I: IntoIterator<Item = String>>(args: I) -> Vec<String
             "-dd" => "--dedup",
             "-bpf" => "--filter",
             "-pr" => "--port-range",
+            "-s" => "--snaplen",
             "-rs" => {
                 out.push("--replay-speed=max".into());
                 continue;
@@ -359,6 +533,53 @@ mod tests {
         assert_eq!(s.replay_speed, ReplaySpeed::Factor(2.0));
         std::fs::write(&path, "hep_servers = [\"typo\"]\n").unwrap();
         assert!(parse(&["--config", path.to_str().unwrap()]).unwrap_err().contains("unknown field"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn live_options_and_mode() {
+        let s = parse(&["-i", "eth0", "--interface", "any", "--snaplen", "1500", "--promiscuous"]).unwrap();
+        assert_eq!(s.interfaces, vec!["eth0", "any"]);
+        assert!(s.files.is_empty());
+        assert_eq!(s.live.snaplen, 1500);
+        assert!(s.live.promiscuous);
+        assert_eq!(s.live.buffer_size, DEFAULT_BUFFER_SIZE);
+        assert_eq!(s.live.kernel_filter(true), default_capture_filter(None, true));
+        let s = parse(&["-i", "eth0", "-pr", "5060-5070", "--capture-filter", ""]).unwrap();
+        assert_eq!(s.live.kernel_filter(true), "", "an empty filter means no kernel filter");
+        let s = parse(&["-i", "eth0", "-pr", "5060-5070"]).unwrap();
+        assert!(s.live.kernel_filter(false).starts_with("portrange 5060-5070 or (ip[6:2] & 0x3fff != 0)"));
+        assert!(!s.live.kernel_filter(false).contains("vlan") && s.live.kernel_filter(true).contains("vlan"));
+        let err = parse(&["-i", "eth0", "-r", "a.pcap"]).unwrap_err();
+        assert!(err.contains("mutually exclusive"), "{err}");
+        assert!(parse(&["-i", "eth0", "--snaplen", "0"]).is_err());
+    }
+
+    #[test]
+    fn live_options_from_config_file() {
+        let dir = std::env::temp_dir().join(format!("agent-live-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("agent.toml");
+        let cfg = "interface = [\"eth1\"]\nsnaplen = 9000\npromiscuous = true\nbuffer_size = 1048576\n\
+                   capture_filter = \"udp port 5060\"\n";
+        std::fs::write(&path, cfg).unwrap();
+        let s = parse(&["--config", path.to_str().unwrap()]).unwrap();
+        assert_eq!(s.interfaces, vec!["eth1"]);
+        assert_eq!(
+            s.live,
+            LiveOptions {
+                snaplen: 9000,
+                promiscuous: true,
+                capture_filter: Some("udp port 5060".into()),
+                port_range: None,
+                buffer_size: 1_048_576
+            }
+        );
+        // The command line's mode wins over the file's.
+        let s = parse(&["--config", path.to_str().unwrap(), "-r", "a.pcap"]).unwrap();
+        assert!(s.interfaces.is_empty());
+        std::fs::write(&path, "interface = [\"eth1\"]\nread_file = [\"a.pcap\"]\n").unwrap();
+        assert!(parse(&["--config", path.to_str().unwrap()]).unwrap_err().contains("mutually exclusive"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

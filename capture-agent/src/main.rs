@@ -1,10 +1,20 @@
-//! `capture-agent`: replays pcap/pcapng files and sends every SIP message as HEPv3.
+//! `capture-agent`: captures SIP live (libpcap) or replays pcap/pcapng files, and sends
+//! every SIP message as HEPv3.
+//!
+//! Exit status: 2 for bad settings; for a replay, 0 only when everything read reached
+//! every collector; for a live capture (which runs until SIGINT/SIGTERM), 0 after a
+//! requested stop, 1 if a capture could not be opened or failed. Drops a live capture
+//! cannot avoid (kernel buffer, full sender queue) are counted in the summary, not
+//! turned into a failure status.
 
 use std::io::IsTerminal;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
 use std::time::Instant;
 
+use capture_agent::chain::Chain;
 use capture_agent::config::Settings;
+use capture_agent::live::{self, LiveCapture};
 use capture_agent::pipeline::PipelineConfig;
 use capture_agent::replay::Replay;
 use capture_agent::sender::{Senders, WhenFull};
@@ -17,18 +27,25 @@ fn main() -> ExitCode {
         Err(e) => {
             // clap's own --help/--version output arrives here too: print it as is.
             let is_help = e.starts_with("capture-agent") || e.starts_with("Capture SIP") || e.starts_with("Usage");
-            eprint!("{e}");
+            if is_help || e.ends_with('\n') {
+                eprint!("{e}");
+            } else {
+                eprintln!("capture-agent: {e}");
+            }
             return if is_help { ExitCode::SUCCESS } else { ExitCode::from(2) };
         }
     };
-    if settings.files.is_empty() {
-        eprintln!("capture-agent: nothing to do: give --read-file FILE (live capture is not built yet)");
+    if settings.files.is_empty() && settings.interfaces.is_empty() {
+        eprintln!("capture-agent: nothing to do: give --interface IFACE (live) or --read-file FILE (replay)");
         return ExitCode::from(2);
     }
-    match run(&settings) {
+    let is_live = !settings.interfaces.is_empty();
+    let result = if is_live { run_live(&settings) } else { run(&settings) };
+    match result {
         Ok(summary) => {
             eprint!("{summary}");
-            if summary.is_complete() {
+            let ok = if is_live { !summary.capture_failed() } else { summary.is_complete() };
+            if ok {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
@@ -45,16 +62,7 @@ fn run(settings: &Settings) -> Result<Summary, String> {
     let started = Instant::now();
     let mut senders = Senders::start(&settings.servers, settings.transport, WhenFull::Block)
         .map_err(|e| format!("cannot start HEP senders: {e}"))?;
-    let cfg = PipelineConfig {
-        node_id: settings.node_id,
-        node_name: settings.node_name.clone(),
-        auth_key: settings.auth_key.clone(),
-        correlation_header: settings.correlation_header.clone(),
-        discard_methods: settings.discard_methods.clone(),
-        dedup: settings.dedup,
-        filter: settings.filter.clone(),
-    };
-    let mut replay = Replay::new(cfg, settings.replay_speed, |batch| senders.submit(batch));
+    let mut replay = Replay::new(pipeline_config(settings), settings.replay_speed, |batch| senders.submit(batch));
     let mut summary = Summary::default();
     let bar = progress_bar(settings);
     let mut done_bytes = 0;
@@ -71,11 +79,61 @@ fn run(settings: &Settings) -> Result<Summary, String> {
     }
     replay.finish();
     bar.finish_and_clear();
-    summary.take_counters(&replay);
+    summary.take_counters(&replay.chain);
     drop(replay);
     summary.senders = senders.finish();
     summary.elapsed = started.elapsed();
     Ok(summary)
+}
+
+/// Live capture until SIGINT/SIGTERM (or until every capture failed).
+fn run_live(settings: &Settings) -> Result<Summary, String> {
+    let started = Instant::now();
+    // Handlers first: a signal during start-up must stop us cleanly too.
+    let stop = capture_agent::signals::stop_on_signals().map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let collectors: Vec<SocketAddr> = settings
+        .servers
+        .iter()
+        .map(|s| s.to_socket_addrs().map_err(|e| format!("HEP server {s}: {e}")))
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .flatten()
+        .collect();
+    let captures = settings
+        .interfaces
+        .iter()
+        .map(|iface| LiveCapture::open(iface, &settings.live, &collectors))
+        .collect::<Result<Vec<_>, _>>()?;
+    // The kernel ring cannot be paused: a collector that falls behind loses (counted)
+    // batches rather than stalling the capture.
+    let mut senders = Senders::start(&settings.servers, settings.transport, WhenFull::DropNewest)
+        .map_err(|e| format!("cannot start HEP senders: {e}"))?;
+    let mut chain = Chain::new(pipeline_config(settings), |batch| senders.submit(batch));
+    for c in &captures {
+        let filter = if c.filter().is_empty() { "none" } else { c.filter() };
+        eprintln!("capture-agent: capturing on {} (link type {:?}, kernel filter: {filter})", c.name(), c.link_type());
+    }
+    let reports = live::run(captures, &mut chain, &stop);
+    chain.finish();
+    let mut summary = Summary::default();
+    summary.take_counters(&chain);
+    drop(chain);
+    summary.senders = senders.finish();
+    summary.set_interfaces(reports);
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}
+
+fn pipeline_config(settings: &Settings) -> PipelineConfig {
+    PipelineConfig {
+        node_id: settings.node_id,
+        node_name: settings.node_name.clone(),
+        auth_key: settings.auth_key.clone(),
+        correlation_header: settings.correlation_header.clone(),
+        discard_methods: settings.discard_methods.clone(),
+        dedup: settings.dedup,
+        filter: settings.filter.clone(),
+    }
 }
 
 fn progress_bar(settings: &Settings) -> ProgressBar {

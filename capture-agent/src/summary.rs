@@ -7,9 +7,11 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::chain::Chain;
+use crate::live::InterfaceReport;
 use crate::packet::{self, DropReason, Ignored};
 use crate::pipeline::SipCounters;
-use crate::replay::{FileReport, Replay};
+use crate::replay::FileReport;
 use crate::sender::{Batch, SenderReport};
 use crate::source::SourceError;
 use crate::tcp;
@@ -25,6 +27,7 @@ pub struct Summary {
     tcp: tcp::Counters,
     sip: SipCounters,
     dedup_evicted: u64,
+    interfaces: Vec<InterfaceReport>,
     /// One report per collector.
     pub senders: Vec<SenderReport>,
     /// Wall time of the run.
@@ -43,13 +46,23 @@ impl Summary {
     }
 
     /// Copies the decoders' and the SIP stage's counters.
-    pub fn take_counters<S: FnMut(Batch)>(&mut self, replay: &Replay<S>) {
-        self.packets = replay.decoder.counters().clone();
-        self.defrag = replay.decoder.defrag_stats();
-        self.sctp = replay.decoder.sctp_stats();
-        self.tcp = replay.tcp.counters().clone();
-        self.sip = replay.pipeline.counters;
-        self.dedup_evicted = replay.pipeline.dedup_counts().1;
+    pub fn take_counters<S: FnMut(Batch)>(&mut self, chain: &Chain<S>) {
+        self.packets = chain.decoder.counters().clone();
+        self.defrag = chain.decoder.defrag_stats();
+        self.sctp = chain.decoder.sctp_stats();
+        self.tcp = chain.tcp.counters().clone();
+        self.sip = chain.pipeline.counters;
+        self.dedup_evicted = chain.pipeline.dedup_counts().1;
+    }
+
+    /// Records what each live capture read and what the kernel dropped.
+    pub fn set_interfaces(&mut self, reports: Vec<InterfaceReport>) {
+        self.interfaces = reports;
+    }
+
+    /// True when a live capture stopped on an error rather than on request.
+    pub fn capture_failed(&self) -> bool {
+        self.interfaces.iter().any(|r| r.error.is_some())
     }
 
     /// What the SIP stage counted.
@@ -67,16 +80,45 @@ impl Summary {
 
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let packets: u64 = self.files.iter().map(|(_, r)| r.packets).sum();
-        let bytes: u64 = self.files.iter().map(|(_, r)| r.bytes).sum();
         let secs = self.elapsed.as_secs_f64().max(1e-6);
-        writeln!(
-            f,
-            "capture-agent: {} file(s), {packets} packets ({:.1} MB) in {secs:.2} s ({:.0} packets/s)",
-            self.files.len() + self.unreadable.len(),
-            bytes as f64 / 1e6,
-            packets as f64 / secs
-        )?;
+        if self.interfaces.is_empty() {
+            let packets: u64 = self.files.iter().map(|(_, r)| r.packets).sum();
+            let bytes: u64 = self.files.iter().map(|(_, r)| r.bytes).sum();
+            writeln!(
+                f,
+                "capture-agent: {} file(s), {packets} packets ({:.1} MB) in {secs:.2} s ({:.0} packets/s)",
+                self.files.len() + self.unreadable.len(),
+                bytes as f64 / 1e6,
+                packets as f64 / secs
+            )?;
+        } else {
+            let packets: u64 = self.interfaces.iter().map(|r| r.packets).sum();
+            let bytes: u64 = self.interfaces.iter().map(|r| r.bytes).sum();
+            writeln!(
+                f,
+                "capture-agent: live capture on {} interface(s), {packets} packets ({:.1} MB) in {secs:.2} s",
+                self.interfaces.len(),
+                bytes as f64 / 1e6,
+            )?;
+        }
+        for r in &self.interfaces {
+            write!(f, "  capture  {}: packets={}", r.name, r.packets)?;
+            match r.kernel {
+                // Counted since the capture opened: received passed the kernel filter;
+                // dropped found the capture buffer full; if_dropped were lost by the
+                // interface or its driver before the capture saw them.
+                Some(k) => write!(
+                    f,
+                    " kernel_received={} kernel_dropped={} if_dropped={}",
+                    k.received, k.dropped, k.if_dropped
+                )?,
+                None => write!(f, " kernel_drops=unknown")?,
+            }
+            if let Some(e) = &r.error {
+                write!(f, " (stopped on error: {e})")?;
+            }
+            writeln!(f)?;
+        }
         for (path, report) in &self.files {
             if let Some(e) = &report.error {
                 writeln!(

@@ -535,6 +535,28 @@ fn dashboards_are_well_formed() {
     assert!(errs.is_empty(), "{} problem(s):\n{}", errs.len(), errs.join("\n"));
 }
 
+/// The provisioning examples (no YAML parser here: the lines that matter, uncommented).
+#[test]
+fn provisioning_examples_name_the_plugin_and_the_dashboards_folder() {
+    let read = |f: &str| {
+        let text = std::fs::read_to_string(repo().join("dashboards/provisioning").join(f)).unwrap();
+        text.lines()
+            .map(|l| l.split('#').next().unwrap().trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+    };
+    let ds = read("datasources/clickhouse.yaml");
+    for want in ["apiVersion: 1", &format!("type: {PLUGIN}"), &format!("defaultDatabase: {DB}")] {
+        assert!(ds.iter().any(|l| l == want), "datasources/clickhouse.yaml lacks `{want}`: {ds:?}");
+    }
+    assert!(ds.iter().any(|l| l.starts_with("password: $")), "the password comes from the environment: {ds:?}");
+    let dash = read("dashboards/sip.yaml");
+    for want in ["apiVersion: 1", "type: file"] {
+        assert!(dash.iter().any(|l| l == want), "dashboards/sip.yaml lacks `{want}`: {dash:?}");
+    }
+    assert!(dash.iter().any(|l| l.starts_with("path: /")), "dashboards/sip.yaml needs options.path: {dash:?}");
+}
+
 // ---------------------------------------------------------------------------------------
 // Running the SQL
 // ---------------------------------------------------------------------------------------

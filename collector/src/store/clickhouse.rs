@@ -110,11 +110,15 @@ impl ClickHouseStore {
         // so a scan of two or three columns of sip_messages gives a superset of the
         // matching Call-IDs first, and only those are merged and checked exactly below.
         if f.number.is_some() {
-            sql.push_str(" AND call_id IN (SELECT call_id FROM sip_messages WHERE date >= toDate(?) AND date <= toDate(?)");
+            sql.push_str(
+                " AND call_id IN (SELECT call_id FROM sip_messages WHERE date >= toDate(?) AND date <= toDate(?)",
+            );
             sql.push_str(" AND (endsWith(from_user, ?) OR endsWith(to_user, ?)))");
         }
         if f.node.is_some() {
-            sql.push_str(" AND call_id IN (SELECT call_id FROM sip_messages WHERE date >= toDate(?) AND date <= toDate(?)");
+            sql.push_str(
+                " AND call_id IN (SELECT call_id FROM sip_messages WHERE date >= toDate(?) AND date <= toDate(?)",
+            );
             sql.push_str(" AND node_name = ?)");
         }
         sql.push_str(" GROUP BY call_id HAVING f_us >= ? AND f_us <= ?");

@@ -371,7 +371,7 @@ i: itsp-1-99@10.77.0.10\r\n\
 CSeq: 1 INVITE\r\n\
 Contact: <sip:1000@10.77.0.10:5060>\r\n\
 Content-Type: application/sdp\r\n\
-l: 52\r\n\
+l: 53\r\n\
 \r\n\
 v=0\r\no=- 1 1 IN IP4 10.77.0.10\r\nc=IN IP4 10.77.0.10\r\nextra-beyond-length";
 
@@ -387,7 +387,7 @@ v=0\r\no=- 1 1 IN IP4 10.77.0.10\r\nc=IN IP4 10.77.0.10\r\nextra-beyond-length";
         assert_eq!(m.call_id(), "itsp-1-99@10.77.0.10");
         assert_eq!(m.headers_all("Via").len(), 2);
         assert_eq!(m.cseq(), (1, "INVITE"));
-        assert_eq!(m.body.len(), 52);
+        assert_eq!(m.body.len(), 53);
         assert_eq!(tag(m.header("From").unwrap()), Some("abc"));
         assert_eq!(via_dest(m.header("Via").unwrap()), Some(addr("10.77.0.11:5060")));
         assert_eq!(via_dest("SIP/2.0/UDP 1.2.3.4:5070;rport=7000;received=5.6.7.8"), Some(addr("5.6.7.8:7000")));

@@ -26,14 +26,15 @@ const TIMER_B: Duration = Duration::from_secs(32);
 const LINGER: Duration = Duration::from_secs(5);
 
 const USAGE: &str = "usage: b2bua --listen IP:PORT --next-hop IP:PORT [--xcid] [--legs-log FILE] [--node NAME]
-             [--max-calls N] [--call-timeout SECS] [--run-for SECS] [--drain-file FILE]
+             [--max-calls N] [--call-timeout SECS] [--run-for SECS] [--drain-file FILE] [--stop-file FILE]
   --xcid           add `X-CID: <A-leg Call-ID>` to B-leg INVITEs
   --legs-log FILE  append one JSON line per leg pair event (start, end)
   --node NAME      name written in the legs log (default: b2bua)
   --max-calls N    concurrent calls before new INVITEs get 503 (default 1000)
   --call-timeout S hang up calls older than S seconds (default 300)
   --run-for S      exit after S seconds, logging unfinished calls (default: run until killed)
-  --drain-file F   while F exists: OPTIONS and new INVITEs are answered 503";
+  --drain-file F   while F exists: OPTIONS and new INVITEs are answered 503
+  --stop-file F    exit (logging unfinished calls) once F exists";
 
 struct Config {
     listen: SocketAddr,
@@ -45,6 +46,7 @@ struct Config {
     call_timeout: Duration,
     run_for: Option<Duration>,
     drain_file: Option<PathBuf>,
+    stop_file: Option<PathBuf>,
 }
 
 fn parse_args(args: &[String]) -> Result<Config, String> {
@@ -58,6 +60,7 @@ fn parse_args(args: &[String]) -> Result<Config, String> {
         call_timeout: Duration::from_secs(300),
         run_for: None,
         drain_file: None,
+        stop_file: None,
     };
     let (mut have_listen, mut have_hop) = (false, false);
     let mut it = args.iter();
@@ -83,6 +86,7 @@ fn parse_args(args: &[String]) -> Result<Config, String> {
                 cfg.run_for = Some(Duration::from_secs_f64(val()?.parse().map_err(|e| format!("--run-for: {e}"))?))
             }
             "--drain-file" => cfg.drain_file = Some(val()?.into()),
+            "--stop-file" => cfg.stop_file = Some(val()?.into()),
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -676,6 +680,9 @@ impl B2bua {
         self.sock.set_read_timeout(Some(Duration::from_millis(50)))?;
         loop {
             if self.cfg.run_for.is_some_and(|d| started.elapsed() >= d) {
+                break;
+            }
+            if self.cfg.stop_file.as_ref().is_some_and(|f| f.exists()) {
                 break;
             }
             match self.sock.recv_from(&mut buf) {

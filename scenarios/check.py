@@ -19,7 +19,9 @@ failures = []
 
 
 def tshark(host, display_filter, *fields):
-    cmd = ["tshark", "-n", "-r", os.path.join(out, f"{host}.pcap"), "-Y", display_filter, "-T", "fields"]
+    # ICMP errors quote the datagram they answer; tshark would dissect the quoted SIP too.
+    cmd = ["tshark", "-n", "-r", os.path.join(out, f"{host}.pcap"), "-Y", f"({display_filter}) && !icmp", "-T",
+           "fields"]
     for f in fields or ("frame.number",):
         cmd += ["-e", f]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=60)

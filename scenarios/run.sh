@@ -5,8 +5,8 @@
 #   scenarios/run.sh SCENARIO OUTDIR
 #   SCENARIO: plain | plain-noxcid | lb-failover | backend-crash | backend-drain
 #
-# Tunables (environment): N=12 calls, RATE=4 calls/s, RING_MS=1000, TALK_MS=3000,
-# EVENT_AT=2.5 (s after the first INVITE), FAILOVER_GAP=1.0 (s without a VIP owner),
+# Tunables (environment): N=10 calls, RATE=4 calls/s, RING_MS=1000, TALK_MS=3000,
+# EVENT_AT=2.0 (s after the first INVITE), FAILOVER_GAP=1.0 (s without a VIP owner),
 # B2BUA_BIN (default: built with cargo into $CARGO_TARGET_DIR or target/).
 set -euo pipefail
 
@@ -17,11 +17,11 @@ case "$SCEN" in plain | plain-noxcid | lb-failover | backend-crash | backend-dra
 OUT=$(realpath -m "$2")
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
-N=${N:-12}
+N=${N:-10}
 RATE=${RATE:-4}
 RING_MS=${RING_MS:-1000}
 TALK_MS=${TALK_MS:-3000}
-EVENT_AT=${EVENT_AT:-2.5}
+EVENT_AT=${EVENT_AT:-2.0}
 FAILOVER_GAP=${FAILOVER_GAP:-1.0}
 LIMIT=100 # seconds: hard bound on every process we start
 

@@ -60,7 +60,7 @@ for h in ("ast1", "ast2"):
 def lb_sightings(host):
     """A-leg Call-ID -> first/last time and message count on this LB's interface."""
     pcap = os.path.join(out, f"{host}.pcap")
-    res = subprocess.run(["tshark", "-n", "-r", pcap, "-Y", "sip", "-T", "fields", "-e", "frame.time_epoch",
+    res = subprocess.run(["tshark", "-n", "-r", pcap, "-Y", "sip && !icmp", "-T", "fields", "-e", "frame.time_epoch",
                           "-e", "sip.Call-ID"], capture_output=True, text=True, timeout=60)
     seen = {}
     for line in res.stdout.splitlines():
@@ -74,6 +74,20 @@ def lb_sightings(host):
 
 
 lbs = {h: lb_sightings(h) for h in ("lb1", "lb2")}
+
+
+def itsp_invites():
+    """A-leg Call-ID -> INVITEs the ITSP sent (more than one: retransmitted)."""
+    res = subprocess.run(["tshark", "-n", "-r", os.path.join(out, "itsp.pcap"), "-Y",
+                          f'sip.Method == "INVITE" && ip.src == {topo["hosts"]["itsp"]} && !icmp', "-T", "fields",
+                          "-e", "sip.Call-ID"], capture_output=True, text=True, timeout=60)
+    sent = {}
+    for cid in res.stdout.split():
+        sent[cid] = sent.get(cid, 0) + 1
+    return sent
+
+
+itsp_sent = itsp_invites()
 
 # The scenario's event window: from the moment something broke to the moment it was repaired.
 t_break = None
@@ -106,6 +120,7 @@ for cid in order:
     on = [(h, s[cid]) for h, s in lbs.items() if cid in s]
     c["lbs"] = [h for h, _ in sorted(on, key=lambda x: x[1]["first"])]
     c["lb_messages"] = {h: s["messages"] for h, s in on}
+    c["invite_retransmissions"] = max(itsp_sent.get(cid, 0) - 1, 0)
     c["outcome"] = "completed" if c["t_done"] is not None else "failed"
     phase = "none"
     if t_break is not None:

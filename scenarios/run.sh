@@ -127,8 +127,8 @@ for h in lb1 lb2; do
 		-Y "$RUN/kam-$h-runtime" >"$OUT/logs/kamailio-$h.log" 2>&1 &
 	BGPIDS+=($!)
 done
-# Let the dispatchers see both backends answer their OPTIONS probes.
-sleep 2.5
+# Destinations start active; one probe round lets both LBs see both backends answer.
+sleep 1.2
 
 # kill -9 every process named $2 in host $1's namespace (processes this script started there).
 kill_in() {
@@ -179,12 +179,12 @@ wait "$EV_PID" 2>/dev/null || true
 log "sipp UAC exit code $UAC_RC"
 
 # Wind down: B2BUAs log what is still open, then everything else stops; captures last.
-sleep 1
-touch "$RUN/stop"
 sleep 0.5
+touch "$RUN/stop"
+sleep 0.2
 kill "$UAS_PID" 2>/dev/null || true
 for h in lb1 lb2; do kill_in "$h" kamailio; done
-sleep 0.5
+sleep 0.3
 for h in "${HOSTS[@]}"; do
 	for p in $(ip netns pids "$(ns "$h")"); do
 		[ "$(cat "/proc/$p/comm" 2>/dev/null)" = tcpdump ] && kill -INT "$p" || true

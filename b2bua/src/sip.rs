@@ -304,7 +304,7 @@ pub fn b_leg_invite(a: &Msg, leg: &NewLeg<'_>) -> Msg {
         ("Contact".into(), format!("<sip:{caller}@{local}>")),
         ("Call-ID".into(), leg.call_id.into()),
         ("CSeq".into(), "1 INVITE".into()),
-        ("User-Agent".into(), "b2bua (visibility test stand-in for Asterisk)".into()),
+        ("User-Agent".into(), "b2bua".into()),
     ];
     if let Some(x) = leg.xcid {
         h.push(("X-CID".into(), x.into()));

@@ -57,6 +57,15 @@ for f in pcaps/*.pcap*; do
   sent=$((sent + n))
 done
 
+echo "== agent: the lb-failover scenario, one capture per host (pcaps/scenarios/lb-failover)"
+for f in pcaps/scenarios/lb-failover/*.pcap; do
+  host=$(basename "$f" .pcap)
+  out=$("$bin/capture-agent" --no-progress -r "$f" --hep-server "$hep" --transport tcp --node-name "$host" 2>&1)
+  n=$(echo "$out" | sed -n 's/.*sip_messages=\([0-9]*\) hep_relayed=\([0-9]*\).*/\1 \2/p' | awk '{print $1 + $2}')
+  printf "   %-45s %5d messages\n" "$host" "$n"
+  sent=$((sent + n))
+done
+
 echo "== waiting until ClickHouse holds all $sent messages"
 for _ in $(seq 100); do
   stored=$(ch "SELECT count() FROM $db.sip_messages")
@@ -80,8 +89,16 @@ enc=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]
 echo
 echo "== one call's flow (GET http://$api/api/v1/calls/$enc/flow?format=text)"
 curl -sf "http://$api/api/v1/calls/$enc/flow?format=text"
+# A call that was in progress when lb1 died (scenario ground truth): its INVITE went
+# through lb1, its BYE through lb2 after the VIP moved.
+failover=$(python3 -c 'import json; t = json.load(open("pcaps/scenarios/lb-failover/truth.json")); print(t["events"][0]["calls_in_progress"][-1])')
+fenc=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$failover")
+echo
+echo "== a call across the lb1 -> lb2 failover, seen by every host (A-leg; B2BUA legs are linked in a later step)"
+curl -sf "http://$api/api/v1/calls/$fenc/flow?format=text"
 echo
 echo "Look further:"
+echo "   failover call ladder: http://$api/api/v1/calls/$fenc/flow.html"
 echo "   ladder in a browser:  http://$api/api/v1/calls/$enc/flow.html"
 echo "   flow as JSON:         http://$api/api/v1/calls/$enc/flow"
 echo "   call as pcap:         curl -o call.pcap http://$api/api/v1/calls/$enc/pcap"

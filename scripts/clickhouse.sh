@@ -9,8 +9,9 @@
 # (default: <repo>/.run/clickhouse), launches the server in the background, waits until
 # `SELECT 1` answers over HTTP and records its pid in DIR/clickhouse.pid. `stop` signals
 # only that pid, so a system-wide ClickHouse is never touched. With --owner-pid, a
-# watchdog stops the server once that process exits (tests use it: a test binary has no
-# teardown hook, and a crashed test must not leave a server behind).
+# watchdog stops the server once that process exits and deletes DIR, which is then a
+# throwaway (tests use it: a test binary has no teardown hook, and a crashed test must
+# leave neither a server nor its data behind).
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -142,7 +143,7 @@ watchdog() {
     # Detached from our stdout so callers that read our output do not wait for it.
     nohup bash -c "while kill -0 $owner 2>/dev/null && kill -0 $pid 2>/dev/null; do sleep 0.5; done
         kill $pid 2>/dev/null; for _ in \$(seq 1 100); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
-        kill -9 $pid 2>/dev/null; rm -f '$pidfile'" >/dev/null 2>&1 </dev/null &
+        kill -9 $pid 2>/dev/null; rm -f '$pidfile'; rm -rf '$dir'" >/dev/null 2>&1 </dev/null &
 }
 
 stop() {

@@ -152,13 +152,24 @@ impl Collector {
             .spawn()
             .expect("start collector");
         let c = Self { child, hep, api };
+        // Ready means /healthz answers: the API is served only once the schema is applied
+        // (the sockets are bound before, so a bare connect would succeed too early).
         let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(&c.api).is_err() {
-            assert!(Instant::now() < deadline, "collector API did not come up");
+        while !healthy(&c.api) {
+            assert!(Instant::now() < deadline, "collector did not become healthy");
             std::thread::sleep(Duration::from_millis(50));
         }
         c
     }
+}
+
+fn healthy(api: &str) -> bool {
+    let Ok(mut s) = TcpStream::connect(api) else { return false };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut answer = String::new();
+    write!(s, "GET /healthz HTTP/1.1\r\nHost: {api}\r\nConnection: close\r\n\r\n").is_ok()
+        && s.read_to_string(&mut answer).is_ok()
+        && answer.starts_with("HTTP/1.1 200")
 }
 
 impl Drop for Collector {

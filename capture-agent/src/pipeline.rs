@@ -98,10 +98,10 @@ impl<S: FnMut(Batch)> Pipeline<S> {
             self.relay_hep(payload);
         } else if sip::is_keepalive(payload) {
             self.counters.keepalives += 1;
-        } else if sip::looks_like_sip(payload) {
-            self.sip(ts, flow, payload);
         } else {
-            self.counters.not_sip += 1;
+            // `peek` rejects anything without a SIP start line (counted as not SIP), so
+            // the start line is parsed once per datagram.
+            self.sip(ts, flow, payload);
         }
     }
 

@@ -65,11 +65,6 @@ impl Summary {
         self.interfaces.iter().any(|r| r.error.is_some())
     }
 
-    /// What the SIP stage counted.
-    pub fn sip(&self) -> &SipCounters {
-        &self.sip
-    }
-
     /// True when every file was readable and every message read reached every collector.
     pub fn is_complete(&self) -> bool {
         self.unreadable.is_empty()

@@ -89,6 +89,25 @@ def itsp_invites():
 
 itsp_sent = itsp_invites()
 
+
+def backends_tried():
+    """A-leg Call-ID -> backends an LB sent its INVITE to (from the LBs' captures): a
+    backend that was dead or draining has no B-leg in its legs log, but was tried."""
+    name = {ip: h for h, ip in topo["hosts"].items()}
+    tried = {}
+    for lb in ("lb1", "lb2"):
+        res = subprocess.run(["tshark", "-n", "-r", os.path.join(out, f"{lb}.pcap"), "-Y",
+                              'sip.Method == "INVITE" && !icmp', "-T", "fields", "-e", "sip.Call-ID", "-e", "ip.dst"],
+                             capture_output=True, text=True, timeout=60)
+        for line in res.stdout.splitlines():
+            cid, _, dst = line.partition("\t")
+            if name.get(dst, "").startswith("ast"):
+                tried.setdefault(cid, set()).add(name[dst])
+    return tried
+
+
+tried = backends_tried()
+
 # The scenario's event window: from the moment something broke to the moment it was repaired.
 t_break = None
 event_out = None
@@ -117,6 +136,7 @@ for cid in order:
     c["xcid"] = scen != "plain-noxcid"
     c["b_legs"] = b_legs
     c["backends"] = sorted({leg["backend"] for leg in b_legs})
+    c["backends_tried"] = sorted(tried.get(cid, set()) | set(c["backends"]))
     on = [(h, s[cid]) for h, s in lbs.items() if cid in s]
     c["lbs"] = [h for h, _ in sorted(on, key=lambda x: x[1]["first"])]
     c["lb_messages"] = {h: s["messages"] for h, s in on}
@@ -138,7 +158,7 @@ for cid in order:
         impact = "none" if c["outcome"] == "completed" else "failed"
     elif c["outcome"] == "failed":
         impact = "dropped"
-    elif len(c["backends"]) > 1 or any(leg.get("end", "").startswith("failed") for leg in b_legs):
+    elif len(c["backends_tried"]) > 1 or any(leg.get("end", "").startswith("failed") for leg in b_legs):
         impact = "rerouted"
     elif len(c["lbs"]) > 1:
         impact = "survived_via_other_lb"
@@ -153,7 +173,7 @@ if event_out is not None:
     if scen != "lb-failover":
         host = event_out["host"]
         event_out["calls_in_progress"] = [c["a_call_id"] for c in result_calls if c["a_call_id"]
-                                          in event_out["calls_in_progress"] and host in c["backends"]]
+                                          in event_out["calls_in_progress"] and host in c["backends_tried"]]
 
 summary = {
     "calls": len(result_calls),

@@ -144,14 +144,20 @@ pub struct Collector {
 impl Collector {
     /// Starts a collector on a fresh `database` and waits until its API answers.
     pub fn start(database: &str) -> Self {
+        Self::start_with(database, &[])
+    }
+
+    /// Like [`Collector::start`], with extra command-line arguments.
+    pub fn start_with(database: &str, extra: &[&str]) -> Self {
         sql(&format!("DROP DATABASE IF EXISTS {database}"));
         let (hep, api) = (format!("127.0.0.1:{}", free_port()), format!("127.0.0.1:{}", free_port()));
         let child = Command::new(binary("collector"))
             .args(["--clickhouse-url", &format!("http://{}", clickhouse()), "--clickhouse-database", database])
             .args(["--hep-listen", &hep, "--api-listen", &api, "--batch-max-age-ms", "100", "--log", "warn"])
+            .args(extra)
             .spawn()
             .expect("start collector");
-        let c = Self { child, hep, api };
+        let mut c = Self { child, hep, api };
         // Ready means /healthz answers: the API is served only once the schema is applied
         // (the sockets are bound before, so a bare connect would succeed too early).
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -159,6 +165,9 @@ impl Collector {
             assert!(Instant::now() < deadline, "collector did not become healthy");
             std::thread::sleep(Duration::from_millis(50));
         }
+        // A collector that could not bind its ports has exited, and another test's
+        // collector may be answering on them.
+        assert!(matches!(c.child.try_wait(), Ok(None)), "collector for {database} exited at start");
         c
     }
 }

@@ -2,12 +2,17 @@
 //! variables and flags (clap gives flags precedence over env). Limits are validated here
 //! so a bad value stops the collector at start, not under load.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
 use serde::Deserialize;
+
+use crate::correlate::failover::FailoverConfig;
+use crate::correlate::hostmap::HostMap;
+use crate::correlate::legs::LinkConfig;
 
 /// Default ClickHouse HTTP endpoint.
 pub const DEFAULT_CLICKHOUSE_URL: &str = "http://127.0.0.1:8123";
@@ -95,6 +100,29 @@ pub struct Cli {
     /// Log filter, e.g. `info` or `collector=debug,info` [default: info].
     #[arg(long, env = "COLLECTOR_LOG")]
     pub log: Option<String>,
+    /// Names addresses as a logical host, e.g. `vip=10.0.0.100` or `ast1=10.0.1.21,10.0.2.0/24`
+    /// (repeatable; env: `;`-separated). Added to the file's `[hosts]` table.
+    #[arg(long = "host", env = "COLLECTOR_HOSTS", value_delimiter = ';')]
+    pub hosts: Vec<String>,
+    /// A virtual IP shared by load balancers (repeatable; more are learned).
+    #[arg(long = "vip", env = "COLLECTOR_VIPS", value_delimiter = ',')]
+    pub vips: Vec<String>,
+    /// A backend address (repeatable) [default: learned from dispatcher OPTIONS probes].
+    #[arg(long = "backend", env = "COLLECTOR_BACKENDS", value_delimiter = ',')]
+    pub backends: Vec<String>,
+    /// Heuristic leg linking: longest delay from the A-leg reaching a B2BUA to the B-leg
+    /// leaving it, in ms [default: 2000].
+    #[arg(long, env = "COLLECTOR_LINK_WINDOW_MS")]
+    pub link_window_ms: Option<u64>,
+    /// Heuristic leg linking: trailing digits of caller and callee compared [default: 6].
+    #[arg(long, env = "COLLECTOR_LINK_DIGITS")]
+    pub link_digits: Option<usize>,
+    /// Heuristic leg linking on or off [default: true].
+    #[arg(long, env = "COLLECTOR_LINK_HEURISTIC")]
+    pub link_heuristic: Option<bool>,
+    /// How long before and after a failover calls are followed, in seconds [default: 3600].
+    #[arg(long, env = "COLLECTOR_IMPACT_WINDOW_SECS")]
+    pub impact_window_secs: Option<u64>,
 }
 
 /// The config file. Same names as the flags; unknown keys are an error so a typo does
@@ -137,6 +165,34 @@ pub struct FileConfig {
     /// Headers carrying the A-leg Call-ID on a B2BUA's outbound leg, in order of
     /// preference [default: X-CID, X-Call-ID].
     pub aleg_headers: Option<Vec<String>>,
+    /// Host map: `name = ["address", ...]` (IP, IP:port or CIDR).
+    #[serde(default)]
+    pub hosts: BTreeMap<String, Vec<String>>,
+    /// See [`Cli::vips`].
+    #[serde(default)]
+    pub vips: Vec<String>,
+    /// See [`Cli::backends`].
+    #[serde(default)]
+    pub backends: Vec<String>,
+    /// See [`Cli::link_window_ms`].
+    pub link_window_ms: Option<u64>,
+    /// See [`Cli::link_digits`].
+    pub link_digits: Option<usize>,
+    /// See [`Cli::link_heuristic`].
+    pub link_heuristic: Option<bool>,
+    /// See [`Cli::impact_window_secs`].
+    pub impact_window_secs: Option<u64>,
+}
+
+/// Correlation settings: host names, leg linking, failover analysis.
+#[derive(Debug, Clone, Default)]
+pub struct Correlation {
+    /// Configured host names.
+    pub hosts: HostMap,
+    /// Leg linking.
+    pub links: LinkConfig,
+    /// Failover analysis.
+    pub failover: FailoverConfig,
 }
 
 /// Batch limits: a batch is inserted when any one is reached.
@@ -183,11 +239,13 @@ pub struct Config {
     pub log: String,
     /// A-leg headers, in order of preference.
     pub aleg_headers: Vec<String>,
+    /// Correlation settings.
+    pub correlation: Correlation,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self::merge(Cli::default(), FileConfig::default())
+        Self::merge(Cli::default(), FileConfig::default()).expect("the defaults are valid")
     }
 }
 
@@ -203,16 +261,17 @@ impl Config {
             }
             None => FileConfig::default(),
         };
-        let config = Self::merge(cli, file);
+        let config = Self::merge(cli, file)?;
         config.validate()?;
         Ok(config)
     }
 
-    fn merge(cli: Cli, file: FileConfig) -> Self {
+    fn merge(cli: Cli, file: FileConfig) -> Result<Self, String> {
         fn addr(s: &str) -> SocketAddr {
             s.parse().expect("default address constants parse")
         }
-        Self {
+        let correlation = correlation(&cli, &file)?;
+        Ok(Self {
             clickhouse_url: cli.clickhouse_url.or(file.clickhouse_url).unwrap_or_else(|| DEFAULT_CLICKHOUSE_URL.into()),
             clickhouse_database: cli
                 .clickhouse_database
@@ -242,7 +301,8 @@ impl Config {
             ),
             log: cli.log.or(file.log).unwrap_or_else(|| "info".into()),
             aleg_headers: file.aleg_headers.unwrap_or_else(|| vec!["X-CID".into(), "X-Call-ID".into()]),
-        }
+            correlation,
+        })
     }
 
     /// Rejects limits that would make the collector useless or unbounded.
@@ -275,6 +335,42 @@ impl Config {
     }
 }
 
+/// The correlation settings: the file's host table plus `--host` flags, lists from both.
+fn correlation(cli: &Cli, file: &FileConfig) -> Result<Correlation, String> {
+    let mut hosts = file.hosts.clone();
+    for arg in &cli.hosts {
+        let (name, addrs) = HostMap::parse_arg(arg)?;
+        hosts.entry(name).or_default().extend(addrs);
+    }
+    let mut vips: Vec<String> = file.vips.iter().chain(&cli.vips).map(|v| v.trim().to_owned()).collect();
+    let mut backends: Vec<String> = file.backends.iter().chain(&cli.backends).map(|v| v.trim().to_owned()).collect();
+    for a in vips.iter().chain(&backends) {
+        a.parse::<std::net::IpAddr>().map_err(|_| format!("vip/backend `{a}` is not an IP address"))?;
+    }
+    vips.sort();
+    vips.dedup();
+    backends.sort();
+    backends.dedup();
+    let defaults = LinkConfig::default();
+    let links = LinkConfig {
+        window_us: cli.link_window_ms.or(file.link_window_ms).map_or(defaults.window_us, |ms| ms * 1000),
+        digits: cli.link_digits.or(file.link_digits).unwrap_or(defaults.digits),
+        heuristic: cli.link_heuristic.or(file.link_heuristic).unwrap_or(defaults.heuristic),
+    };
+    if !(1..=600_000_000).contains(&links.window_us) || !(3..=20).contains(&links.digits) {
+        return Err("link_window_ms must be 1..=600000 and link_digits 3..=20".into());
+    }
+    let impact_window_secs = cli.impact_window_secs.or(file.impact_window_secs).unwrap_or(3600);
+    if !(1..=86_400).contains(&impact_window_secs) {
+        return Err("impact_window_secs must be 1..=86400".into());
+    }
+    Ok(Correlation {
+        hosts: HostMap::new(&hosts)?,
+        links,
+        failover: FailoverConfig { vips, backends, impact_window_us: impact_window_secs * 1_000_000 },
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,7 +380,7 @@ mod tests {
         let file: FileConfig =
             toml::from_str("clickhouse_url = \"http://ch:8123\"\nretention_days = 7\nbatch_max_rows = 10").unwrap();
         let cli = Cli { batch_max_rows: Some(20), ..Cli::default() };
-        let c = Config::merge(cli, file);
+        let c = Config::merge(cli, file).unwrap();
         assert_eq!(c.clickhouse_url, "http://ch:8123");
         assert_eq!(c.retention_days, 7);
         assert_eq!(c.batch.max_rows, 20);
@@ -300,5 +396,19 @@ mod tests {
         assert!(c.validate().is_err());
         let c = Config { clickhouse_database: "sip; DROP".into(), ..Config::default() };
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn host_map_from_file_and_flags() {
+        let file: FileConfig =
+            toml::from_str("vips = [\"10.0.0.100\"]\nlink_digits = 7\n[hosts]\nlb1 = [\"10.0.0.11\"]\n").unwrap();
+        let cli = Cli { hosts: vec!["vip=10.0.0.100".into(), "lb1=10.0.0.12/32".into()], ..Cli::default() };
+        let c = Config::merge(cli, file).unwrap().correlation;
+        assert_eq!(c.hosts.lookup("10.0.0.100", 5060), Some("vip"));
+        assert_eq!(c.hosts.lookup("10.0.0.12", 5060), Some("lb1"));
+        assert_eq!(c.failover.vips, vec!["10.0.0.100"]);
+        assert_eq!(c.links.digits, 7);
+        let bad = Cli { hosts: vec!["ast1=10.0.0.300".into()], ..Cli::default() };
+        assert!(Config::merge(bad, FileConfig::default()).is_err());
     }
 }

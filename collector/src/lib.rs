@@ -16,6 +16,7 @@
 pub mod api;
 pub mod batch;
 pub mod config;
+pub mod correlate;
 pub mod decode;
 pub mod ingest;
 pub mod metrics;
@@ -103,7 +104,7 @@ pub async fn run(config: Config, listeners: Listeners, mut shutdown: Shutdown) -
     let tcp = tokio::spawn(ingest::tcp::serve(listeners.hep_tcp, ingest, limits, shutdown.clone()));
     let retention = tokio::spawn(retention_loop(server.clone(), config.clone(), shutdown.clone()));
 
-    let app = api::router(store, metrics);
+    let app = api::router(store, metrics, Arc::new(config.correlation.clone()));
     let mut api_shutdown = shutdown.clone();
     let api = axum::serve(listeners.api, app).with_graceful_shutdown(async move { api_shutdown.wait().await });
     tracing::info!(hep = %config.hep_listen, api = %config.api_listen, "collector running");

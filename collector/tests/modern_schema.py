@@ -157,7 +157,8 @@ def main():
         check(db.rows(q["call_missing"]) == [], "an unknown Call-ID has no summary")
 
         # FLOW_COLUMNS: id, time_us, node_name, transport, src_ip, src_port, dst_ip,
-        # dst_port, is_request, method, status, reason, cseq_num, cseq_method, msg_hash.
+        # dst_port, is_request, method, status, reason, cseq_num, cseq_method, msg_hash,
+        # call_id, from_user, to_user, aleg_id, correlation_id, raw.
         r = db.rows(q["flow_a"])
         times = [int(x[1]) for x in r]
         check(len(r) == 14 and times == sorted(times), f"flow A: 14 rows in capture order ({len(r)})")
@@ -166,8 +167,29 @@ def main():
             check(r[0][14] == r[1][14], "the two sightings of the INVITE hash the same")
         check(all(x[0] != "999" and int(x[0]) != 999 for x in r), "the non-SIP row is not in the flow")
         r = db.rows(q["flow_raw_a"])
-        check(len(r) == 14 and r[0][15] == a["call_id"] and r[0][16].startswith("INVITE sip:"),
+        check(len(r) == 14 and r[0][15] == a["call_id"] and r[0][20].startswith("INVITE sip:"),
               "flow with raw bytes returns Call-ID and the message")
+        r = db.rows(q["flow_a_b"])
+        check(sorted({x[15] for x in r}) == sorted([a["call_id"], b["call_id"]]) and len(r) == 19,
+              f"one flow query reads two legs ({len(r)} rows)")
+
+        # Correlation and failover analysis queries.
+        check(db.rows(q["header_refs_a"]) == [], "no call names call A in an A-leg header")
+        r = db.rows(q["invites_from_caller"])
+        check([x[0] for x in r] == [a["call_id"], b["call_id"], c["call_id"]] and r[0][2] == a["caller"],
+              f"first INVITE per call from the caller, in time order: {r}")
+        check(len(db.rows(q["invites_to_callee"])) == 3, "first INVITE per call to the callee")
+        check(db.rows(q["relays_all"]) == [] and db.rows(q["relays_only"]) == [],
+              "endpoints that talk to one peer per call are no relays")
+        r = db.rows(q["activity_caller"])
+        check(len(r) >= 3 and all(int(x[2]) <= int(x[3]) for x in r), f"per-second activity: {r[:2]}")
+        check(db.rows(q["net_events"]) == [] and db.rows(q["probed"]) == [] and db.rows(q["backend_probes"]) == [],
+              "no network events and no probes")
+        r = db.rows(q["backend_transactions"])
+        check(len(r) == 5 and {x[1] for x in r} == {"INVITE", "BYE"}, f"INVITE and BYE transactions: {r}")
+        r = {x[0]: x for x in db.rows(q["activity_of_calls"])}
+        check(len(r) == 3 and int(r[b["call_id"]][3]) == 486 and int(r[a["call_id"]][5]) == 1,
+              f"per-call activity: B failed with 486, A's BYE answered: {r}")
         r = db.rows(q["flow_c"])
         check(len(r) == 7 and r[0][9] == "INVITE", f"flow C spans two daily partitions ({len(r)} rows)")
         r = db.rows(q["message_3"])

@@ -15,7 +15,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use collector::config::Config;
 use collector::store::clickhouse::ClickHouseStore;
 use collector::store::schema::{self, BASE, MODERN};
-use collector::store::CallFilter;
+use collector::store::{CallFilter, InviteEnd};
 use serde_json::{json, Value};
 
 const MICROS: u64 = 1_000_000;
@@ -48,9 +48,26 @@ fn modern_schema_and_api_queries_run_on_chdb() {
     add("call_a", sql(store.call_query(a.0)));
     add("call_c", sql(store.call_query(c.0)));
     add("call_missing", sql(store.call_query("no-such-call")));
-    add("flow_a", sql(store.flow_query(a.0, a.3 * MICROS, (a.3 + 31) * MICROS, 10_000, false)));
-    add("flow_raw_a", sql(store.flow_query(a.0, a.3 * MICROS, (a.3 + 31) * MICROS, 10_000, true)));
-    add("flow_c", sql(store.flow_query(c.0, c.3 * MICROS, (c.3 + 31) * MICROS, 10_000, false)));
+    let span = |call: (&str, &str, &str, u64)| (call.3 * MICROS, (call.3 + 31) * MICROS);
+    let ids = |call: (&str, &str, &str, u64)| vec![call.0.to_owned()];
+    add("flow_a", sql(store.flow_query(&ids(a), span(a), 10_000, false)));
+    add("flow_raw_a", sql(store.flow_query(&ids(a), span(a), 10_000, true)));
+    add("flow_c", sql(store.flow_query(&ids(c), span(c), 10_000, false)));
+    add("flow_a_b", sql(store.flow_query(&[a.0.to_owned(), b.0.to_owned()], (a.3 * MICROS, window.1), 10_000, false)));
+    // Correlation and failover analysis (collector/src/correlate).
+    let callers = vec!["10.0.0.1".to_owned()];
+    let callees = vec!["10.0.0.2".to_owned()];
+    add("header_refs_a", sql(store.header_refs_query(a.0, window)));
+    add("invites_from_caller", sql(store.invites_query(&callers, InviteEnd::From, window)));
+    add("invites_to_callee", sql(store.invites_query(&callees, InviteEnd::To, window)));
+    add("relays_all", sql(store.relays_query(&[], window)));
+    add("relays_only", sql(store.relays_query(&callers, window)));
+    add("activity_caller", sql(store.activity_query(&callers, window)));
+    add("net_events", sql(store.net_events_query(window)));
+    add("backend_probes", sql(store.backend_transactions_query(&callees, true, window)));
+    add("backend_transactions", sql(store.backend_transactions_query(&callees, false, window)));
+    add("probed", sql(store.probed_query(window)));
+    add("activity_of_calls", sql(store.activity_of_calls_query(&callees, window, window)));
     add("message_3", sql(store.message_query(3)));
     add("search_all", search(CallFilter::default()));
     add("search_number_suffix", search(CallFilter { number: Some("0002".into()), ..CallFilter::default() }));

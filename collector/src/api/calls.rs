@@ -51,6 +51,9 @@ pub struct CallView {
     nodes: Vec<String>,
     methods: Vec<String>,
     aleg_id: String,
+    /// What failovers did to it (single-call lookups only: it costs an analysis).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failover: Option<super::failovers::CallFailover>,
 }
 
 impl From<CallSummary> for CallView {
@@ -73,6 +76,7 @@ impl From<CallSummary> for CallView {
             nodes: c.nodes,
             methods: c.methods,
             aleg_id: c.aleg_id,
+            failover: None,
         }
     }
 }
@@ -129,7 +133,11 @@ pub async fn summary<Q: CallQueries>(
 ) -> Result<Json<CallView>, ApiError> {
     check_call_id(&call_id)?;
     let call = state.queries.call(&call_id).await.map_err(ApiError::internal)?;
-    call.map(|c| Json(c.into())).ok_or_else(|| ApiError::not_found(format!("no call with Call-ID `{call_id}`")))
+    let call = call.ok_or_else(|| ApiError::not_found(format!("no call with Call-ID `{call_id}`")))?;
+    let failover = super::failovers::of_call(&state, &call).await?;
+    let mut view = CallView::from(call);
+    view.failover = Some(failover);
+    Ok(Json(view))
 }
 
 /// Call-IDs are free text in SIP; bound the length only (values are bound, not spliced).

@@ -1,10 +1,9 @@
 //! The ladder diagram as SVG, drawn server-side from a [`Flow`] (no script needed to see it).
 //!
-//! One lifeline per endpoint address (at most [`MAX_LIFELINES`]; the rest share an "other"
-//! lifeline), one arrow per message in time order, each a link to the raw message. Every
+//! One lifeline per host (a host map name, a learned capture node name, or the bare
+//! address; at most [`MAX_LIFELINES`], the rest share an "other" lifeline), one arrow per message in time order, each a link to the raw message. Every
 //! SIP value is attacker-controlled text: it only reaches the output through [`esc`].
 
-use std::collections::HashSet;
 use std::fmt::Write as _;
 
 use super::flow::{Flow, FlowMessage};
@@ -27,7 +26,9 @@ const HEAD_SIZE: u32 = 9;
 /// The ladder's columns: lifeline labels and the capture nodes seen on each.
 #[derive(Debug, Default)]
 struct Lifelines {
+    /// Host names, and the label drawn for each.
     addrs: Vec<String>,
+    labels: Vec<String>,
     nodes: Vec<Vec<String>>,
     /// Addresses folded into the last lifeline.
     others: usize,
@@ -38,11 +39,12 @@ impl Lifelines {
         let mut l = Self::default();
         let keep = if flow.hosts.len() > MAX_LIFELINES { MAX_LIFELINES - 1 } else { flow.hosts.len() };
         l.addrs = flow.hosts[..keep].to_vec();
+        l.labels = l.addrs.iter().map(|h| host_label(h, flow.host_addresses.get(h))).collect();
         l.others = flow.hosts.len() - keep;
         let columns = keep + usize::from(l.others > 0);
         l.nodes = vec![Vec::new(); columns];
         for m in &flow.messages {
-            let cols = [l.column(&m.src), l.column(&m.dst)];
+            let cols = [l.column(&m.src_host), l.column(&m.dst_host)];
             for s in &m.sightings {
                 for c in cols {
                     if !l.nodes[c].contains(&s.node) {
@@ -68,10 +70,19 @@ impl Lifelines {
     }
 
     fn label(&self, column: usize) -> String {
-        match self.addrs.get(column) {
+        match self.labels.get(column) {
             Some(a) => a.clone(),
-            None => format!("other ({} addresses)", self.others),
+            None => format!("other ({} hosts)", self.others),
         }
+    }
+}
+
+/// A lifeline's title: the name, with its address when the name is not the address.
+fn host_label(name: &str, addrs: Option<&Vec<String>>) -> String {
+    match addrs.map(Vec::as_slice) {
+        Some([only]) if only != name => format!("{name} {only}"),
+        Some(many) if many.len() > 1 => format!("{name} ({} addresses)", many.len()),
+        _ => name.to_owned(),
     }
 }
 
@@ -146,11 +157,9 @@ pub fn svg(flow: &Flow) -> String {
         lifeline(&mut out, &lanes, c, height);
     }
     let start = flow.messages.first().map_or(0, |m| m.time_us);
-    let mut seen = HashSet::new();
     for (i, m) in flow.messages.iter().enumerate() {
-        let retransmission = !seen.insert(m.hash);
         let y = HEAD_H + (i as u32 + 1) * ROW_H;
-        arrow(&mut out, m, [lanes.column(&m.src), lanes.column(&m.dst)], y, start, retransmission);
+        arrow(&mut out, m, [lanes.column(&m.src_host), lanes.column(&m.dst_host)], y, start);
     }
     if flow.truncated {
         let y = HEAD_H + (flow.messages.len() as u32 + 1) * ROW_H;
@@ -185,7 +194,7 @@ fn lifeline(out: &mut String, lanes: &Lifelines, c: usize, height: u32) {
 }
 
 /// One message: a link around a hover band, the time, the arrow, its label and a note.
-fn arrow(out: &mut String, m: &FlowMessage, [from, to]: [usize; 2], y: u32, start_us: u64, retransmission: bool) {
+fn arrow(out: &mut String, m: &FlowMessage, [from, to]: [usize; 2], y: u32, start_us: u64) {
     let kind = Kind::of(m);
     let ms = millis_since(m, start_us);
     let id = esc(&m.id);
@@ -209,7 +218,7 @@ fn arrow(out: &mut String, m: &FlowMessage, [from, to]: [usize; 2], y: u32, star
         y - 7,
         esc(&shorten(&m.label))
     );
-    let note = note(m, retransmission);
+    let note = note(m);
     if !note.is_empty() {
         let _ = write!(
             out,
@@ -264,9 +273,9 @@ fn shaft_loop(out: &mut String, x: u32, y: u32) -> u32 {
 }
 
 /// The small print under an arrow: extra sightings and retransmissions (plain text).
-fn note(m: &FlowMessage, retransmission: bool) -> String {
+fn note(m: &FlowMessage) -> String {
     let mut parts = Vec::new();
-    if retransmission {
+    if m.retransmission {
         parts.push("retransmission".to_owned());
     }
     if m.sightings.len() > 1 {
@@ -285,8 +294,8 @@ fn tooltip(m: &FlowMessage, ms: f64) -> String {
     format!(
         "{}\n{} \u{2192} {} ({})\nCSeq {}\n{} (+{ms:.3} ms)\nseen by {}",
         m.label,
-        m.src,
-        m.dst,
+        format_args!("{} ({})", m.src, m.src_host),
+        format_args!("{} ({})", m.dst, m.dst_host),
         m.transport,
         m.cseq,
         m.time,
@@ -326,7 +335,7 @@ pub fn esc(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::flow::build;
+    use crate::api::flow::build_single;
     use crate::store::FlowRow;
 
     /// A row from `src` to `dst` (last octets); status 0 makes it a request.
@@ -347,6 +356,8 @@ mod tests {
             cseq_num: 1,
             cseq_method: "INVITE".into(),
             msg_hash: id,
+            call_id: "c".into(),
+            ..FlowRow::default()
         }
     }
 
@@ -358,7 +369,7 @@ mod tests {
             row(4, 2000, (2, 1), "", 486, "Busy Here"),
             row(5, 2010, (1, 2), "ACK", 0, ""),
         ];
-        build("c1@test".into(), rows)
+        build_single("c1@test", rows)
     }
 
     fn texts<'a>(svg: &'a str, class: &str) -> Vec<&'a str> {
@@ -383,7 +394,7 @@ mod tests {
     fn lifelines_are_labelled_with_address_and_nodes() {
         let mut rows = vec![row(1, 0, (1, 2), "OPTIONS", 0, "")];
         rows.push(FlowRow { id: 2, time_us: rows[0].time_us + 200, node_name: "ast1".into(), ..rows[0].clone() });
-        let svg = svg(&build("c".into(), rows));
+        let svg = svg(&build_single("c", rows));
         assert_eq!(texts(&svg, "ld-addr"), ["10.0.0.1:5060", "10.0.0.2:5060"]);
         assert_eq!(texts(&svg, "ld-nodes"), ["lb1, ast1", "lb1, ast1"]);
         assert_eq!(texts(&svg, "ld-note"), ["\u{d7}2 sightings"]);
@@ -393,7 +404,7 @@ mod tests {
     fn retransmissions_are_noted() {
         let mut rows = vec![row(1, 0, (1, 2), "INVITE", 0, "")];
         rows.push(FlowRow { id: 2, time_us: rows[0].time_us + 500_000, ..rows[0].clone() });
-        let svg = svg(&build("c".into(), rows));
+        let svg = svg(&build_single("c", rows));
         assert_eq!(svg.matches("<a class=\"arrow ").count(), 2);
         assert_eq!(texts(&svg, "ld-note"), ["retransmission"]);
     }
@@ -404,7 +415,7 @@ mod tests {
             row(1, 0, (1, 2), "<script>alert(1)</script>", 0, ""),
             row(2, 5, (2, 1), "", 599, "a & b <img src=x onerror=alert(1)> \"q\" \u{1}"),
         ];
-        let svg = svg(&build("<x>&\"".into(), rows));
+        let svg = svg(&build_single("<x>&\"", rows));
         assert!(!svg.contains("<script"), "{svg}");
         assert!(!svg.contains("<img"), "{svg}");
         assert!(svg.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{svg}");
@@ -417,12 +428,12 @@ mod tests {
     fn lifelines_are_capped_with_an_other_column() {
         let rows: Vec<FlowRow> =
             (0..40u8).map(|i| row(u64::from(i), u64::from(i), (1, i + 2), "MESSAGE", 0, "")).collect();
-        let flow = build("c".into(), rows);
+        let flow = build_single("c", rows);
         assert_eq!(flow.hosts.len(), 41);
         let svg = svg(&flow);
         let addrs = texts(&svg, "ld-addr");
         assert_eq!(addrs.len(), MAX_LIFELINES);
-        assert_eq!(addrs[MAX_LIFELINES - 1], "other (18 addresses)");
+        assert_eq!(addrs[MAX_LIFELINES - 1], "other (18 hosts)");
         assert_eq!(svg.matches("<a class=\"arrow ").count(), 40, "messages to other addresses still drawn");
         let width: u32 = svg.split("width=\"").nth(1).unwrap().split('"').next().unwrap().parse().unwrap();
         assert_eq!(width, GUTTER + MAX_LIFELINES as u32 * COL_W + MARGIN);
@@ -431,7 +442,7 @@ mod tests {
     #[test]
     fn long_labels_are_shortened_and_empty_flows_render() {
         assert_eq!(shorten(&"x".repeat(100)).chars().count(), MAX_LABEL_CHARS);
-        let svg = svg(&build("empty".into(), Vec::new()));
+        let svg = svg(&build_single("empty", Vec::new()));
         assert!(svg.ends_with("</svg>") && !svg.contains("class=\"arrow"));
     }
 }

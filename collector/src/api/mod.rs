@@ -3,6 +3,7 @@
 //! with a 4xx/5xx status.
 
 mod calls;
+mod failovers;
 mod flow;
 mod ladder;
 mod page;
@@ -18,6 +19,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 
+use crate::config::Correlation;
 use crate::metrics::Metrics;
 use crate::store::CallQueries;
 use crate::timeutil::format_rfc3339;
@@ -30,16 +32,17 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 pub struct AppState<Q> {
     queries: Arc<Q>,
     metrics: Arc<Metrics>,
+    correlation: Arc<Correlation>,
 }
 
 impl<Q> Clone for AppState<Q> {
     fn clone(&self) -> Self {
-        Self { queries: self.queries.clone(), metrics: self.metrics.clone() }
+        Self { queries: self.queries.clone(), metrics: self.metrics.clone(), correlation: self.correlation.clone() }
     }
 }
 
 /// The API routes.
-pub fn router<Q: CallQueries>(queries: Arc<Q>, metrics: Arc<Metrics>) -> Router {
+pub fn router<Q: CallQueries>(queries: Arc<Q>, metrics: Arc<Metrics>, correlation: Arc<Correlation>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics_text::<Q>))
@@ -49,8 +52,9 @@ pub fn router<Q: CallQueries>(queries: Arc<Q>, metrics: Arc<Metrics>) -> Router 
         .route("/api/v1/calls/{call_id}/flow.html", get(flow::flow_html::<Q>))
         .route("/api/v1/calls/{call_id}/pcap", get(pcap::pcap::<Q>))
         .route("/api/v1/messages/{id}", get(message::<Q>))
+        .route("/api/v1/failovers", get(failovers::list::<Q>))
         .route("/api/v1/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
-        .with_state(AppState { queries, metrics })
+        .with_state(AppState { queries, metrics, correlation })
 }
 
 /// An error answer.
@@ -122,10 +126,10 @@ async fn message<Q: CallQueries>(
     match p.format.as_deref() {
         Some("raw") => Ok(([(header::CONTENT_TYPE, "application/octet-stream")], m.raw).into_response()),
         None | Some("json") => {
-            let r = &m.row;
+            let r = &m;
             Ok(Json(serde_json::json!({
                 "id": r.id.to_string(),
-                "call_id": m.call_id,
+                "call_id": r.call_id,
                 "time": format_rfc3339(r.time_us),
                 "time_us": r.time_us,
                 "node": r.node_name,

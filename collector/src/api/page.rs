@@ -86,6 +86,12 @@ fn summary_list(s: &CallSummary, flow: &Flow) -> String {
     item("Duration", &format!("{:.3} s", s.last_us.saturating_sub(s.first_us) as f64 / 1e6), "");
     item("Messages", &format!("{} ({} captures)", flow.messages.len(), s.messages), "");
     item("Nodes", &nodes, "");
+    for l in &flow.legs {
+        item(&format!("Leg {}", l.tag), &format!("{} ({} messages)", l.call_id, l.messages), "");
+    }
+    for l in &flow.links {
+        item("Link", &format!("{} \u{2192} {}: {}", l.a_leg, l.b_leg, l.explanation), "");
+    }
     out.push_str("</dl>");
     out
 }
@@ -123,8 +129,8 @@ fn row(out: &mut String, n: usize, m: &FlowMessage, start_us: u64) {
         ladder::since(ladder::millis_since(m, start_us)),
         esc(&m.time),
         esc(clock),
-        esc(&m.src),
-        esc(&m.dst),
+        esc(&endpoint(&m.src_host, &m.src)),
+        esc(&endpoint(&m.dst_host, &m.dst)),
         esc(&m.label),
         esc(&m.cseq),
         esc(&m.transport),
@@ -132,10 +138,19 @@ fn row(out: &mut String, n: usize, m: &FlowMessage, start_us: u64) {
     );
 }
 
+/// `host addr`, or the address alone when it has no name.
+fn endpoint(host: &str, addr: &str) -> String {
+    if host == addr {
+        addr.to_owned()
+    } else {
+        format!("{host} {addr}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::flow::build;
+    use crate::api::flow::build_single;
     use crate::store::FlowRow;
 
     fn summary(call_id: &str) -> CallSummary {
@@ -170,6 +185,8 @@ mod tests {
             cseq_num: 1,
             cseq_method: "INVITE".into(),
             msg_hash: 1,
+            call_id: call_id.into(),
+            ..FlowRow::default()
         };
         let busy = FlowRow {
             id: 12,
@@ -181,7 +198,7 @@ mod tests {
             msg_hash: 2,
             ..row.clone()
         };
-        build(call_id.into(), vec![row, busy])
+        build_single(call_id, vec![row, busy])
     }
 
     #[test]

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use super::calls::check_call_id;
 use super::flow::{MAX_FLOW_ROWS, SIGHTING_WINDOW_US};
 use super::{params, ApiError, AppState};
-use crate::store::{CallQueries, StoredMessage};
+use crate::store::{CallQueries, FlowRow};
 
 /// pcap link type Ethernet.
 const LINKTYPE_ETHERNET: u32 = 1;
@@ -45,7 +45,7 @@ pub async fn pcap<Q: CallQueries>(
     let summary = summary.ok_or_else(|| ApiError::not_found(format!("no call with Call-ID `{call_id}`")))?;
     let mut msgs = state
         .queries
-        .flow_raw(&call_id, summary.first_us, summary.last_us, MAX_FLOW_ROWS)
+        .flow(std::slice::from_ref(&call_id), (summary.first_us, summary.last_us), MAX_FLOW_ROWS, true)
         .await
         .map_err(ApiError::internal)?;
     if !all {
@@ -63,14 +63,14 @@ pub async fn pcap<Q: CallQueries>(
 }
 
 /// Keeps the first row of each message (same hash within the sighting window).
-fn first_sightings(msgs: Vec<StoredMessage>) -> Vec<StoredMessage> {
-    let mut kept: Vec<StoredMessage> = Vec::with_capacity(msgs.len());
+fn first_sightings(msgs: Vec<FlowRow>) -> Vec<FlowRow> {
+    let mut kept: Vec<FlowRow> = Vec::with_capacity(msgs.len());
     for m in msgs {
         let dup = kept
             .iter()
             .rev()
-            .take_while(|k| m.row.time_us.saturating_sub(k.row.time_us) <= SIGHTING_WINDOW_US)
-            .any(|k| k.row.msg_hash == m.row.msg_hash);
+            .take_while(|k| m.time_us.saturating_sub(k.time_us) <= SIGHTING_WINDOW_US)
+            .any(|k| k.msg_hash == m.msg_hash);
         if !dup {
             kept.push(m);
         }
@@ -79,7 +79,7 @@ fn first_sightings(msgs: Vec<StoredMessage>) -> Vec<StoredMessage> {
 }
 
 /// A pcap file (microsecond timestamps, Ethernet) with one record per message.
-pub fn write_pcap(msgs: &[StoredMessage]) -> Vec<u8> {
+pub fn write_pcap(msgs: &[FlowRow]) -> Vec<u8> {
     let mut out = Vec::with_capacity(24 + msgs.iter().map(|m| m.raw.len() + 80).sum::<usize>());
     out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
     out.extend_from_slice(&2u16.to_le_bytes());
@@ -89,8 +89,8 @@ pub fn write_pcap(msgs: &[StoredMessage]) -> Vec<u8> {
     out.extend_from_slice(&LINKTYPE_ETHERNET.to_le_bytes());
     for m in msgs {
         let frame = frame(m);
-        let secs = (m.row.time_us / 1_000_000) as u32;
-        let usecs = (m.row.time_us % 1_000_000) as u32;
+        let secs = (m.time_us / 1_000_000) as u32;
+        let usecs = (m.time_us % 1_000_000) as u32;
         for v in [secs, usecs, frame.len() as u32, frame.len() as u32] {
             out.extend_from_slice(&v.to_le_bytes());
         }
@@ -101,15 +101,15 @@ pub fn write_pcap(msgs: &[StoredMessage]) -> Vec<u8> {
 
 /// Ethernet + IP + UDP + payload. Unparseable or mixed-family addresses fall back to
 /// IPv4 0.0.0.0 so every message still appears.
-fn frame(m: &StoredMessage) -> Vec<u8> {
-    let src: IpAddr = m.row.src_ip.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
-    let dst: IpAddr = m.row.dst_ip.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
+fn frame(m: &FlowRow) -> Vec<u8> {
+    let src: IpAddr = m.src_ip.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let dst: IpAddr = m.dst_ip.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
     // Cut the payload so the IP length fields fit in a u16.
     let payload = &m.raw[..m.raw.len().min(65_535 - 48 - 14)];
     let udp_len = (8 + payload.len()) as u16;
     let mut udp = Vec::with_capacity(usize::from(udp_len));
-    udp.extend_from_slice(&m.row.src_port.to_be_bytes());
-    udp.extend_from_slice(&m.row.dst_port.to_be_bytes());
+    udp.extend_from_slice(&m.src_port.to_be_bytes());
+    udp.extend_from_slice(&m.dst_port.to_be_bytes());
     udp.extend_from_slice(&udp_len.to_be_bytes());
     udp.extend_from_slice(&[0, 0]);
     udp.extend_from_slice(payload);
@@ -176,29 +176,25 @@ fn checksum(data: &[u8]) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::FlowRow;
 
-    fn msg(src: &str, dst: &str, raw: &[u8]) -> StoredMessage {
-        StoredMessage {
-            row: FlowRow {
-                id: 1,
-                time_us: 1_763_780_000_000_005,
-                node_name: "n".into(),
-                transport: 17,
-                src_ip: src.into(),
-                src_port: 5060,
-                dst_ip: dst.into(),
-                dst_port: 5080,
-                is_request: 1,
-                method: "OPTIONS".into(),
-                status: 0,
-                reason: String::new(),
-                cseq_num: 1,
-                cseq_method: "OPTIONS".into(),
-                msg_hash: 1,
-            },
+    fn msg(src: &str, dst: &str, raw: &[u8]) -> FlowRow {
+        FlowRow {
+            id: 1,
+            time_us: 1_763_780_000_000_005,
+            node_name: "n".into(),
+            transport: 17,
+            src_ip: src.into(),
+            src_port: 5060,
+            dst_ip: dst.into(),
+            dst_port: 5080,
+            is_request: 1,
+            method: "OPTIONS".into(),
+            cseq_num: 1,
+            cseq_method: "OPTIONS".into(),
+            msg_hash: 1,
             call_id: "c".into(),
             raw: raw.to_vec(),
+            ..FlowRow::default()
         }
     }
 

@@ -6,9 +6,12 @@
 use clickhouse::error::Error;
 use clickhouse::query::Query;
 use clickhouse::Client;
-use serde::{Deserialize, Deserializer};
+use serde::Deserializer;
 
-use super::{CallFilter, CallQueries, CallSummary, FlowRow, InsertOutcome, MessageSink, StoredMessage};
+use super::{
+    ActivitySecond, BackendTransaction, CallActivity, CallFilter, CallQueries, CallSummary, FlowRow, HeaderRef,
+    InsertOutcome, InviteEnd, InviteStart, MessageSink, NetEventRow, Probed, Relay,
+};
 use crate::config::Config;
 use crate::decode::MessageRow;
 use crate::timeutil::{date_string, MICROS};
@@ -93,8 +96,41 @@ const SUMMARY_SELECT: &str = "SELECT call_id, minMerge(first_us) AS f_us, maxMer
     groupUniqArrayMerge(methods) AS ms, maxMerge(aleg_id) AS al \
     FROM sip_calls";
 
-const FLOW_COLUMNS: &str = "id, toUInt64(ts) * 1000000 + ts_us, node_name, transport, src_ip, src_port, \
-    dst_ip, dst_port, is_request, method, status, reason, cseq_num, cseq_method, msg_hash";
+/// [`FlowRow`]'s columns, `raw` last (`{raw}`: the column or an empty string).
+const FLOW_COLUMNS: &str = "id, toUInt64(ts) * 1000000 + ts_us AS t, node_name, transport, src_ip, src_port, \
+    dst_ip, dst_port, is_request, method, status, reason, cseq_num, cseq_method, msg_hash, call_id, from_user, \
+    to_user, aleg_id, correlation_id";
+
+/// Capture time in microseconds, as a SQL expression.
+const T_US: &str = "(toUInt64(ts) * 1000000 + ts_us)";
+
+/// `(?, ?, ...)` for `n` values (`n` >= 1; callers skip empty lists).
+fn placeholders(n: usize) -> String {
+    let mut s = String::with_capacity(2 + 3 * n);
+    s.push('(');
+    for i in 0..n {
+        s.push_str(if i == 0 { "?" } else { ", ?" });
+    }
+    s.push(')');
+    s
+}
+
+/// Binds every value of `values`, in order.
+fn bind_all(mut q: Query, values: &[String]) -> Query {
+    for v in values {
+        q = q.bind(v);
+    }
+    q
+}
+
+/// The `date` and time bounds of a range: `date >= ? AND date <= ? AND t >= ? AND t <= ?`.
+fn range_sql() -> String {
+    format!("date >= toDate(?) AND date <= toDate(?) AND {T_US} >= ? AND {T_US} <= ?")
+}
+
+fn bind_range(q: Query, (from, to): (u64, u64)) -> Query {
+    q.bind(date_string(from)).bind(date_string(to)).bind(from).bind(to)
+}
 
 /// The read queries, with every value bound (client-side, escaped). Public so tests can
 /// run the exact SQL text elsewhere (`sql_display()`), e.g. on a modern server in chDB.
@@ -161,29 +197,142 @@ impl ClickHouseStore {
         self.client.query(&format!("{SUMMARY_SELECT} WHERE call_id = ? GROUP BY call_id")).bind(call_id)
     }
 
-    /// A call's SIP rows in capture order ([`FlowRow`] columns; with `raw`, Call-ID and
-    /// raw bytes follow).
-    pub fn flow_query(&self, call_id: &str, from_us: u64, to_us: u64, limit: u32, raw: bool) -> Query {
-        let extra = if raw { ", call_id, raw" } else { "" };
+    /// The SIP rows of some calls in capture order ([`FlowRow`] columns).
+    pub fn flow_query(&self, call_ids: &[String], (from, to): (u64, u64), limit: u32, raw: bool) -> Query {
+        let raw = if raw { "raw" } else { "''" };
         let sql = format!(
-            "SELECT {FLOW_COLUMNS}{extra} FROM {MESSAGES_TABLE} WHERE call_id = ? AND date >= toDate(?) \
-             AND date <= toDate(?) AND payload_type = 1 ORDER BY ts, ts_us, id LIMIT ?"
+            "SELECT {FLOW_COLUMNS}, {raw} FROM {MESSAGES_TABLE} WHERE call_id IN {} AND date >= toDate(?) \
+             AND date <= toDate(?) AND payload_type = 1 ORDER BY ts, ts_us, id LIMIT ?",
+            placeholders(call_ids.len())
         );
-        self.client
-            .query(&sql)
-            .bind(call_id)
-            .bind(date_string(from_us))
-            .bind(date_string(to_us.saturating_add(MICROS)))
+        bind_all(self.client.query(&sql), call_ids)
+            .bind(date_string(from))
+            .bind(date_string(to.saturating_add(MICROS)))
             .bind(limit)
     }
 
     /// One message by id.
     pub fn message_query(&self, id: u64) -> Query {
-        self.client
-            .query(&format!("SELECT {FLOW_COLUMNS}, call_id, raw FROM {MESSAGES_TABLE} WHERE id = ? LIMIT 1"))
-            .bind(id)
+        self.client.query(&format!("SELECT {FLOW_COLUMNS}, raw FROM {MESSAGES_TABLE} WHERE id = ? LIMIT 1")).bind(id)
+    }
+
+    /// Calls naming `call_id` in their A-leg header or HEP correlation id.
+    pub fn header_refs_query(&self, call_id: &str, range: (u64, u64)) -> Query {
+        let sql = format!(
+            "SELECT call_id, any(aleg_id), any(correlation_id) FROM {MESSAGES_TABLE} WHERE {} AND payload_type = 1 \
+             AND call_id != ? AND (aleg_id = ? OR correlation_id = ?) GROUP BY call_id ORDER BY call_id LIMIT ?",
+            range_sql()
+        );
+        bind_range(self.client.query(&sql), range).bind(call_id).bind(call_id).bind(call_id).bind(MAX_LEG_CANDIDATES)
+    }
+
+    /// First INVITE per call from (or to) `addrs`.
+    pub fn invites_query(&self, addrs: &[String], end: InviteEnd, range: (u64, u64)) -> Query {
+        let column = match end {
+            InviteEnd::From => "src_ip",
+            InviteEnd::To => "dst_ip",
+        };
+        let sql = format!(
+            "SELECT call_id, min({T_US}) AS first_t, argMin(from_user, {T_US}), argMin(to_user, {T_US}), \
+             argMin(src_ip, {T_US}), argMin(dst_ip, {T_US}) FROM {MESSAGES_TABLE} WHERE {} AND payload_type = 1 \
+             AND is_request = 1 AND method = 'INVITE' AND {column} IN {} GROUP BY call_id ORDER BY first_t LIMIT ?",
+            range_sql(),
+            placeholders(addrs.len())
+        );
+        bind_all(bind_range(self.client.query(&sql), range), addrs).bind(MAX_LEG_CANDIDATES)
+    }
+
+    /// Per capture node and source address: the calls in which the node saw that address
+    /// send to two or more peers (relaying: a proxy forwards a request one way and answers
+    /// the other; an endpoint, or a node watching one, sees it talk to one peer per call).
+    pub fn relays_query(&self, only: &[String], range: (u64, u64)) -> Query {
+        let filter =
+            if only.is_empty() { String::new() } else { format!(" AND src_ip IN {}", placeholders(only.len())) };
+        let sql = format!(
+            "SELECT node_name, src_ip, count() FROM (SELECT node_name, src_ip, call_id FROM {MESSAGES_TABLE} \
+             WHERE {} AND payload_type = 1 AND node_name != '' AND call_id != ''{filter} \
+             GROUP BY node_name, src_ip, call_id HAVING uniqExact(dst_ip) >= 2) \
+             GROUP BY node_name, src_ip ORDER BY node_name, src_ip LIMIT ?",
+            range_sql()
+        );
+        bind_all(bind_range(self.client.query(&sql), range), only).bind(MAX_AGGREGATE_ROWS)
+    }
+
+    /// Per second, node and source: rows sent from `addrs`.
+    pub fn activity_query(&self, addrs: &[String], range: (u64, u64)) -> Query {
+        let sql = format!(
+            "SELECT node_name, src_ip, min({T_US}) AS first_t, max({T_US}), count() FROM {MESSAGES_TABLE} \
+             WHERE {} AND payload_type = 1 AND src_ip IN {} GROUP BY node_name, src_ip, ts ORDER BY first_t LIMIT ?",
+            range_sql(),
+            placeholders(addrs.len())
+        );
+        bind_all(bind_range(self.client.query(&sql), range), addrs).bind(MAX_AGGREGATE_ROWS)
+    }
+
+    /// Network events (payload type 112) in time order.
+    pub fn net_events_query(&self, range: (u64, u64)) -> Query {
+        let sql = format!(
+            "SELECT {T_US} AS t, node_name, raw FROM {MESSAGES_TABLE} WHERE {} AND payload_type = 112 \
+             ORDER BY t LIMIT ?",
+            range_sql()
+        );
+        bind_range(self.client.query(&sql), range).bind(MAX_AGGREGATE_ROWS)
+    }
+
+    /// Transactions towards `backends`: requests to them, responses from them.
+    pub fn backend_transactions_query(&self, backends: &[String], options_only: bool, range: (u64, u64)) -> Query {
+        let list = placeholders(backends.len());
+        let methods = if options_only { "cseq_method = 'OPTIONS'" } else { "cseq_method NOT IN ('ACK', 'OPTIONS')" };
+        let sql = format!(
+            "SELECT call_id, cseq_method, if(is_request = 1, dst_ip, src_ip) AS backend, \
+             anyIf(src_ip, is_request = 1), minIf({T_US}, is_request = 1) AS req_t, minIf({T_US}, is_request = 0), \
+             maxIf(status, is_request = 0) FROM {MESSAGES_TABLE} WHERE {} AND payload_type = 1 AND {methods} \
+             AND ((is_request = 1 AND dst_ip IN {list}) OR (is_request = 0 AND src_ip IN {list})) \
+             GROUP BY call_id, cseq_num, cseq_method, backend HAVING countIf(is_request = 1) > 0 \
+             ORDER BY req_t LIMIT ?",
+            range_sql()
+        );
+        let q = bind_range(self.client.query(&sql), range);
+        bind_all(bind_all(q, backends), backends).bind(MAX_AGGREGATE_ROWS)
+    }
+
+    /// OPTIONS targets and the nodes that captured the probes.
+    pub fn probed_query(&self, range: (u64, u64)) -> Query {
+        let sql = format!(
+            "SELECT dst_ip, groupUniqArray(node_name) FROM {MESSAGES_TABLE} WHERE {} AND payload_type = 1 \
+             AND is_request = 1 AND method = 'OPTIONS' GROUP BY dst_ip ORDER BY dst_ip LIMIT ?",
+            range_sql()
+        );
+        bind_range(self.client.query(&sql), range).bind(MAX_AGGREGATE_ROWS)
+    }
+
+    /// Calls touching `addrs` during `touch`, aggregated over `range`.
+    pub fn activity_of_calls_query(&self, addrs: &[String], touch: (u64, u64), range: (u64, u64)) -> Query {
+        let list = placeholders(addrs.len());
+        let sql = format!(
+            "SELECT call_id, min({T_US}) AS first_t, max({T_US}), \
+             argMaxIf(status, {T_US}, is_request = 0 AND cseq_method = 'INVITE' AND status >= 200), \
+             countIf(is_request = 1 AND method = 'BYE') > 0, \
+             countIf(is_request = 0 AND cseq_method = 'BYE' AND status >= 200 AND status < 300) > 0, \
+             countIf(is_request = 0 AND cseq_method = 'BYE' AND status >= 300) > 0, \
+             groupUniqArray(node_name), groupUniqArrayIf(dst_ip, is_request = 1 AND method = 'INVITE'), \
+             count() - uniqExact(node_name, msg_hash) \
+             FROM {MESSAGES_TABLE} WHERE {} AND payload_type = 1 AND call_id != '' AND cseq_method != 'OPTIONS' \
+             AND call_id IN (SELECT call_id FROM {MESSAGES_TABLE} WHERE {} AND payload_type = 1 \
+             AND cseq_method != 'OPTIONS' AND (src_ip IN {list} OR dst_ip IN {list})) \
+             GROUP BY call_id ORDER BY first_t LIMIT ?",
+            range_sql(),
+            range_sql()
+        );
+        let q = bind_range(bind_range(self.client.query(&sql), range), touch);
+        bind_all(bind_all(q, addrs), addrs).bind(MAX_AGGREGATE_ROWS)
     }
 }
+
+/// Most candidate legs one correlation query returns.
+pub const MAX_LEG_CANDIDATES: u32 = 200;
+/// Most rows an aggregate of the failover analysis returns.
+pub const MAX_AGGREGATE_ROWS: u32 = 100_000;
 
 impl CallQueries for ClickHouseStore {
     async fn search(&self, f: &CallFilter) -> Result<Vec<CallSummary>, String> {
@@ -194,83 +343,82 @@ impl CallQueries for ClickHouseStore {
         self.call_query(call_id).fetch_optional().await.map_err(|e| format!("call summary: {e}"))
     }
 
-    async fn flow(&self, call_id: &str, from_us: u64, to_us: u64, limit: u32) -> Result<Vec<FlowRow>, String> {
-        self.flow_query(call_id, from_us, to_us, limit, false).fetch_all().await.map_err(|e| format!("call flow: {e}"))
-    }
-
-    async fn flow_raw(
+    async fn flow(
         &self,
-        call_id: &str,
-        from_us: u64,
-        to_us: u64,
+        call_ids: &[String],
+        range: (u64, u64),
         limit: u32,
-    ) -> Result<Vec<StoredMessage>, String> {
-        let rows: Vec<MessageFetch> = self
-            .flow_query(call_id, from_us, to_us, limit, true)
-            .fetch_all()
-            .await
-            .map_err(|e| format!("call messages: {e}"))?;
-        Ok(rows.into_iter().map(MessageFetch::into_stored).collect())
-    }
-
-    async fn message(&self, id: u64) -> Result<Option<StoredMessage>, String> {
-        let found: Option<MessageFetch> =
-            self.message_query(id).fetch_optional().await.map_err(|e| format!("message: {e}"))?;
-        Ok(found.map(MessageFetch::into_stored))
-    }
-}
-
-/// [`FlowRow`] plus Call-ID and raw bytes (the derive has no flattening).
-#[derive(clickhouse::Row, Deserialize)]
-struct MessageFetch {
-    id: u64,
-    time_us: u64,
-    node_name: String,
-    transport: u8,
-    src_ip: String,
-    src_port: u16,
-    dst_ip: String,
-    dst_port: u16,
-    is_request: u8,
-    method: String,
-    status: u16,
-    reason: String,
-    cseq_num: u32,
-    cseq_method: String,
-    msg_hash: u64,
-    call_id: String,
-    #[serde(deserialize_with = "byte_buf")]
-    raw: Vec<u8>,
-}
-
-impl MessageFetch {
-    fn into_stored(self) -> StoredMessage {
-        StoredMessage {
-            row: FlowRow {
-                id: self.id,
-                time_us: self.time_us,
-                node_name: self.node_name,
-                transport: self.transport,
-                src_ip: self.src_ip,
-                src_port: self.src_port,
-                dst_ip: self.dst_ip,
-                dst_port: self.dst_port,
-                is_request: self.is_request,
-                method: self.method,
-                status: self.status,
-                reason: self.reason,
-                cseq_num: self.cseq_num,
-                cseq_method: self.cseq_method,
-                msg_hash: self.msg_hash,
-            },
-            call_id: self.call_id,
-            raw: self.raw,
+        raw: bool,
+    ) -> Result<Vec<FlowRow>, String> {
+        if call_ids.is_empty() {
+            return Ok(Vec::new());
         }
+        self.flow_query(call_ids, range, limit, raw).fetch_all().await.map_err(|e| format!("call flow: {e}"))
+    }
+
+    async fn message(&self, id: u64) -> Result<Option<FlowRow>, String> {
+        self.message_query(id).fetch_optional().await.map_err(|e| format!("message: {e}"))
+    }
+
+    async fn header_refs(&self, call_id: &str, range: (u64, u64)) -> Result<Vec<HeaderRef>, String> {
+        self.header_refs_query(call_id, range).fetch_all().await.map_err(|e| format!("header links: {e}"))
+    }
+
+    async fn invites(&self, addrs: &[String], end: InviteEnd, range: (u64, u64)) -> Result<Vec<InviteStart>, String> {
+        if addrs.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.invites_query(addrs, end, range).fetch_all().await.map_err(|e| format!("leg candidates: {e}"))
+    }
+
+    async fn relays(&self, only: &[String], range: (u64, u64)) -> Result<Vec<Relay>, String> {
+        self.relays_query(only, range).fetch_all().await.map_err(|e| format!("relays: {e}"))
+    }
+
+    async fn activity(&self, addrs: &[String], range: (u64, u64)) -> Result<Vec<ActivitySecond>, String> {
+        if addrs.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.activity_query(addrs, range).fetch_all().await.map_err(|e| format!("address activity: {e}"))
+    }
+
+    async fn net_events(&self, range: (u64, u64)) -> Result<Vec<NetEventRow>, String> {
+        self.net_events_query(range).fetch_all().await.map_err(|e| format!("network events: {e}"))
+    }
+
+    async fn backend_transactions(
+        &self,
+        backends: &[String],
+        options_only: bool,
+        range: (u64, u64),
+    ) -> Result<Vec<BackendTransaction>, String> {
+        if backends.is_empty() {
+            return Ok(Vec::new());
+        }
+        let q = self.backend_transactions_query(backends, options_only, range);
+        q.fetch_all().await.map_err(|e| format!("backend transactions: {e}"))
+    }
+
+    async fn probed(&self, range: (u64, u64)) -> Result<Vec<Probed>, String> {
+        self.probed_query(range).fetch_all().await.map_err(|e| format!("probe targets: {e}"))
+    }
+
+    async fn activity_of_calls(
+        &self,
+        addrs: &[String],
+        touch: (u64, u64),
+        range: (u64, u64),
+    ) -> Result<Vec<CallActivity>, String> {
+        if addrs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let q = self.activity_of_calls_query(addrs, touch, range);
+        q.fetch_all().await.map_err(|e| format!("calls at an event: {e}"))
     }
 }
 
 /// Reads a `String` column as bytes: the raw message need not be UTF-8.
-fn byte_buf<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+pub(crate) fn byte_buf<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
     struct V;
     impl serde::de::Visitor<'_> for V {
         type Value = Vec<u8>;

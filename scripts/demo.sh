@@ -41,8 +41,12 @@ stop_collector
 ch "DROP DATABASE IF EXISTS $db" # every demo starts from the shipped captures alone
 
 echo "== collector: HEP on $hep (UDP+TCP), API on http://$api"
+# The host map names the scenario's addresses (the HA topology of pcaps/scenarios/);
+# without it, names are learned from the agents' node names.
+hosts=(--host vip=10.77.0.100 --host itsp=10.77.0.10 --host lb1=10.77.0.11 --host lb2=10.77.0.12
+  --host ast1=10.77.0.21 --host ast2=10.77.0.22 --host phones=10.77.0.30)
 "$bin/collector" --clickhouse-url "http://127.0.0.1:$ch_port" --clickhouse-database "$db" \
-  --hep-listen "$hep" --api-listen "$api" --batch-max-age-ms 200 >"$run/collector.log" 2>&1 &
+  --hep-listen "$hep" --api-listen "$api" --batch-max-age-ms 200 "${hosts[@]}" >"$run/collector.log" 2>&1 &
 echo $! >"$run/collector.pid"
 for _ in $(seq 100); do curl -sf "http://$api/healthz" >/dev/null && break; sleep 0.1; done
 curl -sf "http://$api/healthz" >/dev/null || { cat "$run/collector.log"; exit 1; }
@@ -90,15 +94,37 @@ echo
 echo "== one call's flow (GET http://$api/api/v1/calls/$enc/flow?format=text)"
 curl -sf "http://$api/api/v1/calls/$enc/flow?format=text"
 # A call that was in progress when lb1 died (scenario ground truth): its INVITE went
-# through lb1, its BYE through lb2 after the VIP moved.
+# through lb1, its BYE through lb2 after the VIP moved; the B2BUA gave it a second leg.
 failover=$(python3 -c 'import json; t = json.load(open("pcaps/scenarios/lb-failover/truth.json")); print(t["events"][0]["calls_in_progress"][-1])')
 fenc=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$failover")
 echo
-echo "== a call across the lb1 -> lb2 failover, seen by every host (A-leg; B2BUA legs are linked in a later step)"
+echo "== a call across the lb1 -> lb2 failover, both legs, seen by every host (GET .../flow?format=text)"
 curl -sf "http://$api/api/v1/calls/$fenc/flow?format=text"
+window=$(python3 -c 'import json; t = json.load(open("pcaps/scenarios/lb-failover/truth.json")); print("from=%d&to=%d" % (t["t_start"] - 5, t["t_end"] + 30))')
+echo
+echo "== what the failover did (GET http://$api/api/v1/failovers?$window)"
+curl -sf "http://$api/api/v1/failovers?$window" | python3 -c '
+import json, sys
+from collections import Counter
+for e in json.load(sys.stdin)["events"]:
+    move = " %s -> %s" % (e["from"], e["to"]) if e.get("from") else ""
+    print("   %s  %-15s %s%s" % (e["time"], e["kind"], e["address"], move))
+    for line in e["evidence"]:
+        print("        - " + line)
+    impacts = Counter(c["impact"] for c in e["calls"])
+    if impacts:
+        print("        calls: " + ", ".join("%d %s" % (n, i) for i, n in sorted(impacts.items())))'
+echo
+echo "== the call's own summary says what became of it (GET .../calls/{call_id})"
+curl -sf "http://$api/api/v1/calls/$fenc" | python3 -c '
+import json, sys
+f = json.load(sys.stdin)["failover"]
+print("   spanned a failover: %s, impact: %s" % (f["spanned"], f["impact"]))
+for e in f["events"]:
+    print("   - %s %s at %s: %s" % (e["kind"], e["address"], e["time"], e["explanation"]))'
 echo
 echo "Look further:"
-echo "   failover call ladder: http://$api/api/v1/calls/$fenc/flow.html"
+echo "   failover call ladder: http://$api/api/v1/calls/$fenc/flow.html   (one leg: ?legs=single)"
 echo "   ladder in a browser:  http://$api/api/v1/calls/$enc/flow.html"
 echo "   flow as JSON:         http://$api/api/v1/calls/$enc/flow"
 echo "   call as pcap:         curl -o call.pcap http://$api/api/v1/calls/$enc/pcap"

@@ -23,14 +23,22 @@ struct Replayed {
 }
 
 fn replay(scenario: &str) -> Replayed {
-    let dir = repo().join("pcaps/scenarios").join(scenario);
-    let truth: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("truth.json")).unwrap()).unwrap();
     let db = format!("e2e_corr_{}", scenario.replace('-', "_"));
     let collector = Collector::start(&db);
+    let truth = replay_into(scenario, &db, &[&collector]);
+    Replayed { truth, collector }
+}
+
+/// Replays each host's capture of `scenario`, host `i` to collector `i % n`, and waits
+/// until `db` holds everything; returns the ground truth.
+fn replay_into(scenario: &str, db: &str, collectors: &[&Collector]) -> Value {
+    let dir = repo().join("pcaps/scenarios").join(scenario);
+    let truth: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("truth.json")).unwrap()).unwrap();
     let mut sent = 0;
-    for host in HOSTS {
+    for (i, host) in HOSTS.iter().enumerate() {
         let pcap = dir.join(format!("{host}.pcap"));
-        let out = agent(&["-r", pcap.to_str().unwrap(), "-hs", &collector.hep, "-nt", "tcp", "--node-name", host]);
+        let hep = &collectors[i % collectors.len()].hep;
+        let out = agent(&["-r", pcap.to_str().unwrap(), "-hs", hep, "-nt", "tcp", "--node-name", host]);
         assert!(out.status.success(), "{scenario}/{host}: {}", String::from_utf8_lossy(&out.stderr));
         sent += sent_by(&out);
     }
@@ -38,7 +46,7 @@ fn replay(scenario: &str) -> Replayed {
     // The call summaries (a materialized view) can trail the rows by a moment.
     let calls = |table: &str| sql(&format!("SELECT uniqExact(call_id) FROM {db}.{table} WHERE call_id != ''"));
     assert!(eventually(|| calls("sip_calls") == calls("sip_messages")), "{scenario}: call summaries missing");
-    Replayed { truth, collector }
+    truth
 }
 
 fn calls(truth: &Value) -> &Vec<Value> {
@@ -199,6 +207,24 @@ fn backend_crash_is_found_with_its_calls() {
     assert_eq!(e["cause"], "no_answer");
     check_impacted(&r, e, Some("ast1"));
     check_call_impacts(&r);
+}
+
+/// The hosts' agents send to two collectors sharing one database: every call's messages
+/// are split between them, and either collector's API correlates them the same.
+#[test]
+fn correlation_holds_across_collectors() {
+    let db = "e2e_corr_two_collectors";
+    let first = Collector::start(db);
+    let second = Collector::join(db, &[]);
+    let truth = replay_into("lb-failover", db, &[&first, &second]);
+    for collector in [first, second] {
+        let r = Replayed { truth: truth.clone(), collector };
+        check_links(&r, "lb-failover (two collectors)");
+        let events = failovers(&r);
+        let e = the_event(&events, "vip_moved", "10.77.0.100", truth["events"][0]["t"].as_f64().unwrap());
+        check_impacted(&r, e, None);
+        check_call_impacts(&r);
+    }
 }
 
 #[test]

@@ -150,6 +150,11 @@ impl Collector {
     /// Like [`Collector::start`], with extra command-line arguments.
     pub fn start_with(database: &str, extra: &[&str]) -> Self {
         sql(&format!("DROP DATABASE IF EXISTS {database}"));
+        Self::join(database, extra)
+    }
+
+    /// Another collector on `database` as it is (several collectors share one database).
+    pub fn join(database: &str, extra: &[&str]) -> Self {
         let (hep, api) = (format!("127.0.0.1:{}", free_port()), format!("127.0.0.1:{}", free_port()));
         let child = Command::new(binary("collector"))
             .args(["--clickhouse-url", &format!("http://{}", clickhouse()), "--clickhouse-database", database])

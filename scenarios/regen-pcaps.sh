@@ -5,9 +5,12 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 DEST=$(dirname "$HERE")/pcaps/scenarios
 rc=0
-for s in plain plain-noxcid lb-failover backend-crash backend-drain; do
+# Each scenario can also be regenerated alone: scenarios/regen-pcaps.sh lb-failover-vrrp
+SCENARIOS=("$@")
+[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(plain plain-noxcid lb-failover lb-failover-vrrp backend-crash backend-drain)
+for s in "${SCENARIOS[@]}"; do
 	"$HERE/run.sh" "$s" "$DEST/$s" || rc=1
-	rm -f "$DEST/$s"/logs/{kamailio-*.log,itsp.out,phones.out,tcpdump-*.log}
+	rm -f "$DEST/$s"/logs/{kamailio-*.log,keepalived-*.log,itsp.out,phones.out,tcpdump-*.log}
 done
 du -sh "$DEST"
 exit $rc

@@ -3,17 +3,20 @@
 # and the ground truth. Needs root. See scenarios/README.md.
 #
 #   scenarios/run.sh SCENARIO OUTDIR
-#   SCENARIO: plain | plain-noxcid | lb-failover | backend-crash | backend-drain
+#   SCENARIO: plain | plain-noxcid | lb-failover | lb-failover-vrrp | backend-crash | backend-drain
 #
 # Tunables (environment): N=10 calls, RATE=4 calls/s, RING_MS=1000, TALK_MS=3000,
 # EVENT_AT=2.0 (s after the first INVITE), FAILOVER_GAP=1.0 (s without a VIP owner),
 # B2BUA_BIN (default: built with cargo into $CARGO_TARGET_DIR or target/).
 set -euo pipefail
 
-usage() { echo "usage: $0 plain|plain-noxcid|lb-failover|backend-crash|backend-drain OUTDIR" >&2; exit 2; }
+usage() {
+	echo "usage: $0 plain|plain-noxcid|lb-failover|lb-failover-vrrp|backend-crash|backend-drain OUTDIR" >&2
+	exit 2
+}
 [ $# -eq 2 ] || usage
 SCEN=$1
-case "$SCEN" in plain | plain-noxcid | lb-failover | backend-crash | backend-drain) ;; *) usage ;; esac
+case "$SCEN" in plain | plain-noxcid | lb-failover | lb-failover-vrrp | backend-crash | backend-drain) ;; *) usage ;; esac
 OUT=$(realpath -m "$2")
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
@@ -33,7 +36,7 @@ now() { date +%s.%3N; }
 # --- tools -------------------------------------------------------------------------------
 missing=()
 for pair in kamailio:kamailio sipp:sip-tester tcpdump:tcpdump ip:iproute2 arping:iputils-arping tshark:tshark \
-	python3:python3; do
+	python3:python3 keepalived:keepalived; do
 	command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -94,7 +97,8 @@ for h in "${HOSTS[@]}"; do
 	ip -n "$n" link set eth0 up
 done
 for h in lb1 lb2; do nsx "$h" sysctl -qw net.ipv4.ip_nonlocal_bind=1; done
-ip -n "$(ns lb1)" addr add "$VIP/24" dev eth0
+# The VIP starts on lb1: added here, or by keepalived once the captures run (below).
+[ "$SCEN" = lb-failover-vrrp ] || ip -n "$(ns lb1)" addr add "$VIP/24" dev eth0
 event topology "\"hosts\":{$(for h in "${HOSTS[@]}"; do printf '"%s":"%s",' "$h" "${IP[$h]}"; done | sed 's/,$//')},\"vip\":\"$VIP\",\"vip_owner\":\"lb1\""
 
 # One capture per host, as an agent on that host would see it.
@@ -105,6 +109,34 @@ done
 for h in "${HOSTS[@]}"; do
 	for _ in $(seq 50); do [ -s "$OUT/$h.pcap" ] && break; sleep 0.1; done
 done
+
+# keepalived owns the VIP (lb-failover-vrrp): lb1 master (priority 150), lb2 backup (100),
+# unicast adverts every second between the LB addresses. notify_master appends the instant
+# an LB became master to the events log (epoch, ms), the ground truth of the takeover.
+if [ "$SCEN" = lb-failover-vrrp ]; then
+	cat >"$RUN/notify-master.sh" <<-EOF
+		#!/bin/sh
+		echo "{\"t\":\$(date +%s.%3N),\"event\":\"vrrp_master\",\"host\":\"\$1\"}" >>"$EVENTS"
+	EOF
+	chmod 755 "$RUN/notify-master.sh"
+	declare -A KA_STATE=([lb1]=MASTER [lb2]=BACKUP) KA_PRIO=([lb1]=150 [lb2]=100) KA_PEER=([lb1]=lb2 [lb2]=lb1)
+	for h in lb1 lb2; do
+		sed -e "s#@NAME@#$h#g; s#@OWN@#${IP[$h]}#g; s#@PEER@#${IP[${KA_PEER[$h]}]}#g; s#@VIP@#$VIP#g" \
+			-e "s#@STATE@#${KA_STATE[$h]}#g; s#@PRIO@#${KA_PRIO[$h]}#g; s#@NOTIFY@#$RUN/notify-master.sh#g" \
+			"$HERE/keepalived-lb.conf.in" >"$RUN/keepalived-$h.conf"
+		# -P: VRRP only; -n -l -G: stay in the foreground, log to our file, not to syslog;
+		# own pid files, so nothing is written under /run.
+		nsx "$h" timeout $LIMIT keepalived -P -n -l -D -G -f "$RUN/keepalived-$h.conf" \
+			-p "$RUN/keepalived-$h.pid" -r "$RUN/keepalived-vrrp-$h.pid" >"$OUT/logs/keepalived-$h.log" 2>&1 &
+		BGPIDS+=($!)
+	done
+	for _ in $(seq 100); do
+		ip -n "$(ns lb1)" -4 addr show dev eth0 | grep -q " $VIP/" && break
+		sleep 0.1
+	done
+	ip -n "$(ns lb1)" -4 addr show dev eth0 | grep -q " $VIP/" || { log "keepalived did not put the VIP on lb1"; exit 1; }
+	log "keepalived: VIP $VIP on lb1"
+fi
 
 # Phones (sipp UAS), the two B2BUAs, the two load balancers.
 nsx phones timeout $LIMIT sipp -sf "$HERE/sipp/phones-uas.xml" -i "${IP[phones]}" -p 5060 -d "$RING_MS" \
@@ -139,6 +171,20 @@ kill_in() {
 	return 0
 }
 
+# Like kill_in, but every such process is stopped first: keepalived's VRRP child gets
+# SIGTERM when its parent dies and would then resign cleanly (priority 0 advert, VIP
+# removed), which is not what a dying host does.
+freeze_kill_in() {
+	local p pids=()
+	for p in $(ip netns pids "$(ns "$1")"); do
+		[ "$(cat "/proc/$p/comm" 2>/dev/null)" = "$2" ] && pids+=("$p")
+	done
+	[ ${#pids[@]} -gt 0 ] || return 0
+	kill -STOP "${pids[@]}" 2>/dev/null
+	kill -9 "${pids[@]}" 2>/dev/null
+	return 0
+}
+
 scenario_event() {
 	sleep "$EVENT_AT"
 	case "$SCEN" in
@@ -150,6 +196,17 @@ scenario_event() {
 		ip -n "$(ns lb2)" addr add "$VIP/24" dev eth0
 		event vip_moved '"from":"lb1","to":"lb2"'
 		nsx lb2 timeout 5 arping -q -U -c 2 -I eth0 "$VIP" || true
+		;;
+	lb-failover-vrrp)
+		# The host dies: Kamailio and keepalived killed. keepalived killed with -9 leaves
+		# the VIP on eth0, and a dead host answers no ARP and no SIP for it: the VIP goes
+		# too, as in lb-failover. (Downing lb1's switch port instead makes the bridge flood
+		# every frame still sent to lb1's MAC to all hosts, noise in every capture.) lb2's
+		# keepalived takes over after 3 missed adverts and sends gratuitous ARP itself.
+		kill_in lb1 kamailio
+		freeze_kill_in lb1 keepalived
+		ip -n "$(ns lb1)" addr del "$VIP/24" dev eth0
+		event lb_killed '"host":"lb1"'
 		;;
 	backend-crash)
 		kill_in ast1 b2bua

@@ -5,7 +5,8 @@ progress then, and what became of each call.
 
 Sources (all written by run.sh into OUTDIR/logs): the ITSP sipp log (INVITE/ANSWERED/DONE per
 A-leg Call-ID, epoch times), the b2bua legs logs (A/B Call-ID pairs, per backend), the script's
-own events (kill, VIP move). Which LB carried a call is read from each LB's own capture
+own events (kill, VIP move; in lb-failover-vrrp keepalived's notify_master adds the instant
+each LB became VRRP master). Which LB carried a call is read from each LB's own capture
 (tshark: the A-leg Call-ID seen on that LB's interface).
 
 usage: truth.py SCENARIO OUTDIR > OUTDIR/truth.json
@@ -115,6 +116,14 @@ if scen == "lb-failover":
     t_break = ev["lb_killed"]["t"]
     event_out = {"type": "lb_failover", "from": "lb1", "to": "lb2", "t_lb_killed": t_break,
                  "t_vip_moved": ev["vip_moved"]["t"], "t": ev["vip_moved"]["t"]}
+elif scen == "lb-failover-vrrp":
+    # keepalived on lb2 took the VIP by itself: the failover is when it became master
+    # (its notify_master ran), null if it never did.
+    t_break = ev["lb_killed"]["t"]
+    took = [e["t"] for e in events if e["event"] == "vrrp_master" and e.get("host") == "lb2" and e["t"] >= t_break]
+    t_master = min(took) if took else None
+    event_out = {"type": "lb_failover", "from": "lb1", "to": "lb2", "by": "keepalived", "t_lb_killed": t_break,
+                 "t_vip_moved": t_master, "t": t_master}
 elif scen == "backend-crash":
     t_break = ev["backend_crashed"]["t"]
     event_out = {"type": "backend_crash", "host": "ast1", "t": t_break}
@@ -170,7 +179,7 @@ for cid in order:
 if event_out is not None:
     event_out["calls_in_progress"] = [c["a_call_id"] for c in result_calls
                                       if c["phase_at_event"] in ("setup", "established")]
-    if scen != "lb-failover":
+    if not scen.startswith("lb-failover"):
         host = event_out["host"]
         event_out["calls_in_progress"] = [c["a_call_id"] for c in result_calls if c["a_call_id"]
                                           in event_out["calls_in_progress"] and host in c["backends_tried"]]

@@ -51,23 +51,26 @@ echo $! >"$run/collector.pid"
 for _ in $(seq 100); do curl -sf "http://$api/healthz" >/dev/null && break; sleep 0.1; done
 curl -sf "http://$api/healthz" >/dev/null || { cat "$run/collector.log"; exit 1; }
 
-echo "== agent: replaying pcaps/ (each file as its own capture node)"
+# replay FILE NODE: one agent run; prints what it sent and adds it to $sent (rows to wait for).
 sent=0
+replay() {
+  local out m e
+  out=$("$bin/capture-agent" --no-progress -r "$1" --hep-server "$hep" --transport tcp --node-name "$2" 2>&1)
+  read -r m e < <(echo "$out" |
+    sed -n 's/.*sip_messages=\([0-9]*\) hep_relayed=\([0-9]*\) net_events=\([0-9]*\).*/\1 \2 \3/p' |
+    awk '{print $1 + $2, $3}') || true
+  printf "   %-45s %5d messages%s\n" "$2" "$m" "$([ "$e" -gt 0 ] && echo ", $e network events (GARP/VRRP)")"
+  sent=$((sent + m + e))
+}
+
+echo "== agent: replaying pcaps/ (each file as its own capture node)"
 for f in pcaps/*.pcap*; do
-  node=$(basename "$f" | sed 's/\.pcap.*//')
-  out=$("$bin/capture-agent" --no-progress -r "$f" --hep-server "$hep" --transport tcp --node-name "$node" 2>&1)
-  n=$(echo "$out" | sed -n 's/.*sip_messages=\([0-9]*\) hep_relayed=\([0-9]*\).*/\1 \2/p' | awk '{print $1 + $2}')
-  printf "   %-45s %5d messages\n" "$(basename "$f")" "$n"
-  sent=$((sent + n))
+  replay "$f" "$(basename "$f" | sed 's/\.pcap.*//')"
 done
 
 echo "== agent: the lb-failover scenario, one capture per host (pcaps/scenarios/lb-failover)"
 for f in pcaps/scenarios/lb-failover/*.pcap; do
-  host=$(basename "$f" .pcap)
-  out=$("$bin/capture-agent" --no-progress -r "$f" --hep-server "$hep" --transport tcp --node-name "$host" 2>&1)
-  n=$(echo "$out" | sed -n 's/.*sip_messages=\([0-9]*\) hep_relayed=\([0-9]*\).*/\1 \2/p' | awk '{print $1 + $2}')
-  printf "   %-45s %5d messages\n" "$host" "$n"
-  sent=$((sent + n))
+  replay "$f" "$(basename "$f" .pcap)"
 done
 
 echo "== waiting until ClickHouse holds all $sent messages"
@@ -123,11 +126,17 @@ print("   spanned a failover: %s, impact: %s" % (f["spanned"], f["impact"]))
 for e in f["events"]:
     print("   - %s %s at %s: %s" % (e["kind"], e["address"], e["time"], e["explanation"]))'
 echo
+echo "== the VIP move on the wire: lb2's gratuitous ARP, as each host captured it (HEP payload type 112)"
+ch "SELECT node_name, toUInt32(ts), ts_us, raw FROM $db.sip_messages WHERE payload_type = 112 AND method = 'GARP'
+    ORDER BY ts, ts_us, node_name LIMIT 6 FORMAT TSV" |
+  awk -F'\t' '{ printf "   %-7s %d.%06d  %s\n", $1, $2, $3, $4 }'
+echo
 echo "Look further:"
 echo "   failover call ladder: http://$api/api/v1/calls/$fenc/flow.html   (one leg: ?legs=single)"
 echo "   ladder in a browser:  http://$api/api/v1/calls/$enc/flow.html"
 echo "   flow as JSON:         http://$api/api/v1/calls/$enc/flow"
 echo "   call as pcap:         curl -o call.pcap http://$api/api/v1/calls/$enc/pcap"
 echo "   search by number:     http://$api/api/v1/calls?number=1234"
+echo "   failover events:      http://$api/api/v1/failovers?$window"
 echo "   API description:      http://$api/api/v1/openapi.json     metrics: http://$api/metrics"
 echo "The collector and ClickHouse keep running; stop them with: ./run demo stop"

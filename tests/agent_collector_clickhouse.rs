@@ -6,9 +6,11 @@
 //! - a call reassembled from out-of-order TCP segments comes back in wire order;
 //! - the pcap export of a call, replayed by the agent again, yields the same messages;
 //! - HEP mirrors on the wire (Kamailio siptrace v2/v3, UDP and TCP, compressed payloads)
-//!   are stored as sent, correlation id included.
+//!   are stored as sent, correlation id included;
+//! - a VIP failover's gratuitous ARP and VRRP advertisements (payload type 112) are stored
+//!   with method GARP / VRRP and never become calls.
 
-use e2e::{agent, corpus, get_json, http, sent_by, sql, wait_for_rows, Collector, Sink};
+use e2e::{agent, corpus, get_json, http, repo, sent_by, sql, wait_for_rows, Collector, Sink};
 
 /// Captures whose counts differ from tshark's, and why: (file, SIP messages, Call-IDs).
 const NOT_TSHARK: &[(&str, u64, u64)] = &[
@@ -171,4 +173,45 @@ fn oversized_invite_is_stored_whole() {
     assert_eq!(wait_for_rows(db, sent), 2);
     let len = sql(&format!("SELECT max(length(raw)) FROM {db}.sip_messages WHERE method = 'INVITE'"));
     assert_eq!(len.trim(), "65793");
+}
+
+#[test]
+fn failover_events_are_stored_apart_from_calls() {
+    let db = "e2e_net_events";
+    let collector = Collector::start(db);
+    let mut sent = 0;
+    for (scenario, node) in [("lb-failover", "lb2"), ("lb-failover-vrrp", "lb2_vrrp")] {
+        let path = repo().join("pcaps/scenarios").join(scenario).join("lb2.pcap");
+        let out = agent(&["-r", path.to_str().unwrap(), "-hs", &collector.hep, "-nt", "tcp", "--node-name", node]);
+        assert!(out.status.success(), "{scenario}: {}", String::from_utf8_lossy(&out.stderr));
+        sent += sent_by(&out);
+    }
+    assert_eq!(wait_for_rows(db, sent), sent, "SIP and events stored");
+    // The scripted failover's two announcements, as captured on lb2, with their JSON.
+    let garps = sql(&format!(
+        "SELECT toUInt32(ts), ts_us, src_ip, dst_ip, src_port, dst_port, transport, call_id, raw \
+         FROM {db}.sip_messages WHERE payload_type = 112 AND method = 'GARP' AND node_name = 'lb2' ORDER BY ts, ts_us"
+    ));
+    let json = r#"{"event":"garp","ip":"10.77.0.100","mac":"1e:a7:48:48:c1:dd","op":"request"}"#;
+    let want: Vec<String> = ["1795321827\t901276", "1795321828\t901321"]
+        .iter()
+        .map(|t| format!("{t}\t10.77.0.100\t10.77.0.100\t0\t0\t0\t\t{json}"))
+        .collect();
+    assert_eq!(garps.lines().collect::<Vec<_>>(), want);
+    // keepalived's takeover: 9 advertisements (lb1's, then lb2's) and 10 announcements.
+    let kinds = sql(&format!(
+        "SELECT method, count(), uniqExact(src_ip), max(call_id) FROM {db}.sip_messages \
+         WHERE payload_type = 112 AND node_name = 'lb2_vrrp' GROUP BY method ORDER BY method"
+    ));
+    assert_eq!(kinds, "GARP\t10\t1\t\nVRRP\t9\t2\t\n");
+    // None of them is a call: the summary view takes SIP only, and search finds SIP calls.
+    let sip_calls =
+        sql(&format!("SELECT uniqExact(call_id) FROM {db}.sip_messages WHERE payload_type = 1 AND call_id != ''"));
+    let summaries = || sql(&format!("SELECT uniqExact(call_id), countIf(call_id = '') FROM {db}.sip_calls"));
+    let want = format!("{}\t0\n", sip_calls.trim());
+    assert!(e2e::eventually(|| summaries() == want), "{} call summaries, want {want}", summaries());
+    let found = get_json(&collector.api, "/api/v1/calls?from=1795321000&to=1795340000&limit=1000");
+    let calls = found["calls"].as_array().unwrap();
+    assert_eq!(calls.len().to_string(), sip_calls.trim(), "{found}");
+    assert!(calls.iter().all(|c| !c["call_id"].as_str().unwrap().is_empty()), "{found}");
 }

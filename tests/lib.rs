@@ -198,13 +198,14 @@ pub fn agent(args: &[&str]) -> Output {
     Command::new(binary("capture-agent")).arg("--no-progress").args(args).output().expect("run capture-agent")
 }
 
-/// How many messages an agent run says it sent (SIP encoded plus HEP relayed).
+/// How many HEP packets an agent run says it sent (SIP encoded, HEP relayed and network
+/// events): the rows the collector will store.
 pub fn sent_by(out: &Output) -> u64 {
     let text = String::from_utf8_lossy(&out.stderr);
     let num = |key: &str| -> u64 {
         text.split_whitespace().find_map(|w| w.strip_prefix(key)).and_then(|v| v.parse().ok()).unwrap_or(0)
     };
-    num("sip_messages=") + num("hep_relayed=")
+    num("sip_messages=") + num("hep_relayed=") + num("net_events=")
 }
 
 /// Waits until `database.sip_messages` holds `rows` rows (the collector flushes batches
@@ -255,7 +256,7 @@ impl Sink {
         Self { child, addr }
     }
 
-    /// Ends the sink and returns one line per SIP message received.
+    /// Ends the sink and returns one line per SIP message (and network event) received.
     pub fn finish(mut self) -> Vec<String> {
         drop(self.child.stdin.take());
         let mut out = String::new();

@@ -1,5 +1,6 @@
 //! The per-packet chain shared by file replay and live capture: decode, then TCP
-//! reassembly for segments, then the SIP stage.
+//! reassembly for segments, then the SIP stage; ARP and VRRP events go to the SIP
+//! stage's network-event path.
 //!
 //! [`Chain::packet`] is the one entry point: a captured frame, its link type and its
 //! capture time in; HEP packets out to the pipeline's sink when a batch fills. Capture
@@ -7,7 +8,7 @@
 //! result every time and a live capture ages state by the kernel's timestamps.
 
 use crate::flow::Timestamp;
-use crate::packet::{self, Decoder};
+use crate::packet::{self, Decoder, Outcome};
 use crate::pipeline::{Pipeline, PipelineConfig};
 use crate::sender::Batch;
 use crate::source::LinkType;
@@ -39,10 +40,10 @@ impl<S: FnMut(Batch)> Chain<S> {
     }
 
     /// One captured frame: UDP/SCTP payloads go straight to the SIP stage, TCP segments
-    /// through the stream reassembler first.
+    /// through the stream reassembler first, ARP/VRRP events to the network-event path.
     pub fn packet(&mut self, ts: Timestamp, link: LinkType, data: &[u8]) {
         let Self { decoder, tcp, pipeline, .. } = self;
-        decoder.decode(ts, link, data, &mut |seg: packet::Segment<'_>| match seg.tcp {
+        let outcome = decoder.decode(ts, link, data, &mut |seg: packet::Segment<'_>| match seg.tcp {
             None => pipeline.datagram(seg.ts, &seg.flow, seg.payload),
             Some(info) => {
                 let seg = tcp::Segment {
@@ -55,6 +56,9 @@ impl<S: FnMut(Batch)> Chain<S> {
                 tcp.push(&seg, |msg: tcp::Message<'_>| deliver(pipeline, msg));
             }
         });
+        if let Outcome::Event(event) = &outcome {
+            pipeline.net_event(ts, event);
+        }
         let now = ts.as_micros();
         if now.saturating_sub(self.last_sweep_us) >= SWEEP_EVERY_US {
             self.last_sweep_us = now;

@@ -109,6 +109,24 @@ pub struct Cli {
     #[arg(long, value_name = "EXPR", env = "CAPTURE_AGENT_FILTER")]
     pub filter: Option<String>,
 
+    /// Send gratuitous ARP and VRRP advertisements as HEP (payload type 0x70, JSON), which
+    /// show a virtual IP moving between hosts [default: true]. `--net-events=false` or
+    /// --no-net-events turns it off. Not subject to --filter, --discard-methods, --dedup.
+    #[arg(
+        long,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        overrides_with = "no_net_events",
+        env = "CAPTURE_AGENT_NET_EVENTS"
+    )]
+    pub net_events: Option<bool>,
+
+    /// Do not send gratuitous ARP and VRRP advertisements (see --net-events).
+    #[arg(long, overrides_with = "net_events")]
+    pub no_net_events: bool,
+
     /// Shorthand for `--filter "portrange A-B"` (heplify's -pr), and-ed with --filter. In
     /// live capture it also narrows the default kernel filter to these ports plus every
     /// IP fragment and tunnel.
@@ -149,6 +167,7 @@ pub struct FileConfig {
     dedup: Option<bool>,
     filter: Option<String>,
     port_range: Option<String>,
+    net_events: Option<bool>,
 }
 
 /// HEP transport to the collector.
@@ -225,6 +244,8 @@ pub struct Settings {
     pub dedup: bool,
     /// Flow filter.
     pub filter: Option<Filter>,
+    /// Send gratuitous ARP and VRRP advertisements as HEP.
+    pub net_events: bool,
     /// Draw a progress bar if stderr is a terminal.
     pub progress: bool,
 }
@@ -244,6 +265,10 @@ pub const DEFAULT_BUFFER_SIZE: u32 = 32 * 1024 * 1024;
 /// tunnels (the decoder unwraps them).
 const CARRIERS_BPF: &str = "udp or tcp or sctp or (ip[6:2] & 0x3fff != 0) or ip6 or ip proto 4 or ip proto 47";
 
+/// Network events, in BPF: ARP and VRRP over IPv4 (VRRP over IPv6 already passes with
+/// the IPv6 clauses). Rare packets: a few per second on a LAN.
+const NET_EVENTS_BPF: &str = "arp or ip proto 112";
+
 /// The kernel filter used when none is given, for a capture of this link type.
 ///
 /// Without `--port-range` it keeps everything that can carry SIP, whatever the port,
@@ -255,17 +280,23 @@ const CARRIERS_BPF: &str = "udp or tcp or sctp or (ip[6:2] & 0x3fff != 0) or ip6
 /// port filter still applies after reassembly, so fragments of other traffic are dropped
 /// there. Media (RTP) on other ports stays in the kernel, which matters on busy hosts.
 ///
+/// With `net_events` it also keeps ARP and VRRP (gratuitous ARP and advertisements are
+/// how a virtual IP moving between hosts shows), whatever the port range.
+///
 /// On Ethernet the same clauses are repeated after `vlan` for tagged frames the kernel
 /// did not untag (`vlan` must come last: it shifts the offsets of everything after it).
 /// Other link types (`any` gives Linux cooked capture) have no VLAN test in libpcap.
-pub fn default_capture_filter(port_range: Option<(u16, u16)>, ethernet: bool) -> String {
-    let carriers = match port_range {
+pub fn default_capture_filter(port_range: Option<(u16, u16)>, ethernet: bool, net_events: bool) -> String {
+    let mut carriers = match port_range {
         None => CARRIERS_BPF.to_string(),
         Some((lo, hi)) => format!(
             "portrange {lo}-{hi} or (ip[6:2] & 0x3fff != 0) or (ip6 and not ip6 proto 6 and not ip6 proto 17 \
              and not ip6 proto 132) or ip proto 4 or ip proto 47"
         ),
     };
+    if net_events {
+        carriers = format!("{carriers} or {NET_EVENTS_BPF}");
+    }
     if ethernet {
         format!("{carriers} or (vlan and ({carriers}))")
     } else {
@@ -286,6 +317,8 @@ pub struct LiveOptions {
     pub port_range: Option<(u16, u16)>,
     /// Kernel capture buffer per interface, bytes.
     pub buffer_size: u32,
+    /// Network events are sent, so the default kernel filter keeps ARP and VRRP.
+    pub net_events: bool,
 }
 
 impl Default for LiveOptions {
@@ -296,6 +329,7 @@ impl Default for LiveOptions {
             capture_filter: None,
             port_range: None,
             buffer_size: DEFAULT_BUFFER_SIZE,
+            net_events: true,
         }
     }
 }
@@ -305,7 +339,7 @@ impl LiveOptions {
     pub fn kernel_filter(&self, ethernet: bool) -> String {
         match &self.capture_filter {
             Some(expr) => expr.trim().to_string(),
-            None => default_capture_filter(self.port_range, ethernet),
+            None => default_capture_filter(self.port_range, ethernet, self.net_events),
         }
     }
 }
@@ -335,12 +369,14 @@ impl Settings {
         };
         let (files, interfaces) = source_mode(cli.read_file, cli.interface, file.read_file, file.interface)?;
         let port_range = cli.port_range.or(file.port_range);
+        let net_events = !cli.no_net_events && cli.net_events.or(file.net_events).unwrap_or(true);
         let live = LiveOptions {
             snaplen: cli.snaplen.or(file.snaplen).unwrap_or(DEFAULT_SNAPLEN),
             promiscuous: cli.promiscuous || file.promiscuous.unwrap_or(false),
             capture_filter: cli.capture_filter.or(file.capture_filter),
             port_range: port_range.as_deref().map(parse_port_range).transpose()?,
             buffer_size: cli.buffer_size.or(file.buffer_size).unwrap_or(DEFAULT_BUFFER_SIZE),
+            net_events,
         };
         if live.snaplen == 0 || live.buffer_size == 0 {
             return Err("--snaplen and --buffer-size must be positive".into());
@@ -370,6 +406,7 @@ impl Settings {
                 .collect(),
             dedup: cli.dedup || file.dedup.unwrap_or(false),
             filter,
+            net_events,
             progress: !cli.no_progress,
         })
     }
@@ -544,7 +581,7 @@ mod tests {
         assert_eq!(s.live.snaplen, 1500);
         assert!(s.live.promiscuous);
         assert_eq!(s.live.buffer_size, DEFAULT_BUFFER_SIZE);
-        assert_eq!(s.live.kernel_filter(true), default_capture_filter(None, true));
+        assert_eq!(s.live.kernel_filter(true), default_capture_filter(None, true, true));
         let s = parse(&["-i", "eth0", "-pr", "5060-5070", "--capture-filter", ""]).unwrap();
         assert_eq!(s.live.kernel_filter(true), "", "an empty filter means no kernel filter");
         let s = parse(&["-i", "eth0", "-pr", "5060-5070"]).unwrap();
@@ -572,7 +609,8 @@ mod tests {
                 promiscuous: true,
                 capture_filter: Some("udp port 5060".into()),
                 port_range: None,
-                buffer_size: 1_048_576
+                buffer_size: 1_048_576,
+                net_events: true,
             }
         );
         // The command line's mode wins over the file's.
@@ -581,6 +619,36 @@ mod tests {
         std::fs::write(&path, "interface = [\"eth1\"]\nread_file = [\"a.pcap\"]\n").unwrap();
         assert!(parse(&["--config", path.to_str().unwrap()]).unwrap_err().contains("mutually exclusive"));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn net_events_default_on_and_switch_off_everywhere() {
+        let on = |args: &[&str]| {
+            let s = parse(args).unwrap();
+            assert_eq!(s.live.net_events, s.net_events);
+            s.net_events
+        };
+        assert!(on(&["-i", "eth0"]));
+        assert!(s_filter(&["-i", "eth0"]).contains("arp or ip proto 112"));
+        assert!(!on(&["-i", "eth0", "--no-net-events"]));
+        assert!(!s_filter(&["-i", "eth0", "--no-net-events"]).contains("arp"));
+        assert!(!on(&["--net-events=false"]));
+        assert!(on(&["--net-events"]));
+        // The last of the two spellings wins, as with any repeated flag.
+        assert!(on(&["--no-net-events", "--net-events"]));
+        assert!(!on(&["--net-events", "--no-net-events"]));
+        let dir = std::env::temp_dir().join(format!("agent-net-events-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("agent.toml");
+        std::fs::write(&path, "net_events = false\n").unwrap();
+        let cfg = path.to_str().unwrap();
+        assert!(!on(&["--config", cfg]));
+        assert!(on(&["--config", cfg, "--net-events"]), "flags win over the file");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn s_filter(args: &[&str]) -> String {
+        parse(args).unwrap().live.kernel_filter(true)
     }
 
     #[test]

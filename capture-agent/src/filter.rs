@@ -11,6 +11,11 @@
 //! prim  := [src|dst] host IP | [src|dst] net CIDR | [src|dst] port N
 //!        | [src|dst] portrange A-B | udp | tcp | sctp | ip | ip6 | vlan [N]
 //! ```
+//!
+//! It selects SIP (and relayed HEP) flows. Network events (gratuitous ARP, VRRP
+//! advertisements) are not subject to it: an ARP packet has no port or transport for
+//! `udp and port 5060` to match, and a filter meant to narrow the SIP captured should not
+//! hide a VIP failover. `--no-net-events` turns those off.
 
 use std::fmt;
 use std::net::IpAddr;

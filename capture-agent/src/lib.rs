@@ -7,6 +7,7 @@
 //! - [`packet`]: link layer, VLANs, tunnels, IPv4/IPv6, defragmentation, UDP/TCP/SCTP;
 //! - [`tcp`]: TCP stream reassembly and message framing (SIP, SIP over WebSocket, HEP);
 //! - [`pipeline`]: classification, filters, dedup and HEP encoding of each message;
+//! - [`net_event`]: gratuitous ARP and VRRP advertisements as HEP (payload type 0x70);
 //! - [`sender`]: delivery of HEP batches to one or more collectors.
 //!
 //! [`chain`] strings decode, reassembly and the SIP stage together behind one per-packet
@@ -21,6 +22,7 @@ pub mod filter;
 pub mod flow;
 pub mod hash;
 pub mod live;
+pub mod net_event;
 pub mod packet;
 pub mod pipeline;
 pub mod replay;

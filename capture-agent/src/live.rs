@@ -406,8 +406,13 @@ mod tests {
         for link in [Linktype::ETHERNET, Linktype::LINUX_SLL, Linktype(276), Linktype(12)] {
             let dead = Capture::dead(link).unwrap();
             let ethernet = link == Linktype::ETHERNET;
-            for filter in [default_capture_filter(None, ethernet), default_capture_filter(Some((5060, 5090)), ethernet)]
-            {
+            let filters = [false, true].into_iter().flat_map(|events| {
+                [
+                    default_capture_filter(None, ethernet, events),
+                    default_capture_filter(Some((5060, 5090)), ethernet, events),
+                ]
+            });
+            for filter in filters {
                 if let Err(e) = dead.compile(&filter, true) {
                     panic!("{filter:?} on {link:?}: {e}");
                 }
@@ -420,7 +425,7 @@ mod tests {
     #[test]
     fn port_range_filter_keeps_fragments() {
         let dead = Capture::dead(Linktype::ETHERNET).unwrap();
-        let ours = dead.compile(&default_capture_filter(Some((5060, 5060)), true), true).unwrap();
+        let ours = dead.compile(&default_capture_filter(Some((5060, 5060)), true, true), true).unwrap();
         let port_only = dead.compile("udp portrange 5060-5060", true).unwrap();
         let first = udp_frame(0x2000, 5060); // MF set, offset 0: has the UDP header
         let later = udp_frame(0x00b9, 0); // offset 185*8: no UDP header
@@ -428,21 +433,50 @@ mod tests {
         assert!(port_only.filter(&first) && !port_only.filter(&later), "the problem this avoids");
         assert!(ours.filter(&first) && ours.filter(&later));
         assert!(!ours.filter(&rtp), "other ports stay in the kernel");
-        let everything = dead.compile(&default_capture_filter(None, true), true).unwrap();
+        let everything = dead.compile(&default_capture_filter(None, true, true), true).unwrap();
         assert!(everything.filter(&first) && everything.filter(&later) && everything.filter(&rtp));
+    }
+
+    /// ARP and VRRP pass the default filters when network events are on (port range or
+    /// not, tagged or not), and stay in the kernel when they are off.
+    #[test]
+    fn net_events_pass_the_default_filters() {
+        let dead = Capture::dead(Linktype::ETHERNET).unwrap();
+        let arp = frame(0x0806, &[0u8; 28]);
+        let mut vrrp = vec![0x45, 0, 0, 28, 0, 0, 0, 0, 255, 112, 0, 0, 10, 0, 0, 1, 224, 0, 0, 18];
+        vrrp.extend_from_slice(&[0x21, 51, 100, 0, 0, 1, 0, 0]);
+        let vrrp = frame(0x0800, &vrrp);
+        let mut tagged_arp = arp[..12].to_vec();
+        tagged_arp.extend_from_slice(&[0x81, 0x00, 0x00, 100]);
+        tagged_arp.extend_from_slice(&arp[12..]);
+        for range in [None, Some((5060, 5090))] {
+            let on = dead.compile(&default_capture_filter(range, true, true), true).unwrap();
+            assert!(on.filter(&arp) && on.filter(&vrrp) && on.filter(&tagged_arp), "{range:?}");
+            let off = dead.compile(&default_capture_filter(range, true, false), true).unwrap();
+            assert!(!off.filter(&arp) && !off.filter(&vrrp), "{range:?}");
+        }
     }
 
     #[test]
     fn own_hep_traffic_is_excluded() {
         let dead = Capture::dead(Linktype::ETHERNET).unwrap();
         let collectors: Vec<SocketAddr> = vec!["10.0.0.2:9060".parse().unwrap(), "[::1]:9061".parse().unwrap()];
-        let filter = with_exclusions(default_capture_filter(None, true), &collectors);
+        let filter = with_exclusions(default_capture_filter(None, true, true), &collectors);
         let program = dead.compile(&filter, true).unwrap();
         assert!(program.filter(&udp_frame(0, 5060)), "SIP to 10.0.0.2 still passes");
         assert!(!program.filter(&udp_frame(0, 9060)), "HEP to the collector does not");
         assert!(!program.filter(&udp_frame(0x00b9, 0)), "nor a later fragment to the collector");
         assert_eq!(with_exclusions(String::new(), &[]), "");
         dead.compile(&with_exclusions(String::new(), &collectors), true).unwrap();
+    }
+
+    /// An Ethernet frame of `ethertype` around `payload`.
+    fn frame(ethertype: u16, payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![0xffu8; 6];
+        f.extend_from_slice(&[2, 0, 0, 0, 0, 1]);
+        f.extend_from_slice(&ethertype.to_be_bytes());
+        f.extend_from_slice(payload);
+        f
     }
 
     /// Ethernet + IPv4 (flags/offset as given) + 8 bytes of UDP header or payload.

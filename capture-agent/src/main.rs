@@ -133,6 +133,7 @@ fn pipeline_config(settings: &Settings) -> PipelineConfig {
         discard_methods: settings.discard_methods.clone(),
         dedup: settings.dedup,
         filter: settings.filter.clone(),
+        net_events: settings.net_events,
     }
 }
 

@@ -5,6 +5,12 @@
 //! metadata); CRLF keep-alives and non-SIP payloads are counted and skipped; SIP is
 //! scanned for its Call-ID and method, filtered (discarded methods, duplicate copies)
 //! and encoded as HEPv3 into the current batch.
+//!
+//! Network events (gratuitous ARP, VRRP advertisements: see [`crate::net_event`]) join the
+//! same batches, so they reach the collectors by the same path. They skip every SIP
+//! filter: method discards and dedup are about SIP messages, and the flow filter
+//! (`--filter`) selects SIP traffic by ports and protocols an ARP packet does not have;
+//! `--no-net-events` is their switch.
 
 use std::borrow::Cow;
 
@@ -14,6 +20,8 @@ use wire::sip::{self, ScanConfig, StartLine};
 use crate::dedup::Dedup;
 use crate::filter::Filter;
 use crate::flow::{Flow, Timestamp};
+use crate::net_event;
+use crate::packet::Event;
 use crate::sender::Batch;
 
 /// What the SIP stage needs from the settings.
@@ -33,6 +41,9 @@ pub struct PipelineConfig {
     pub dedup: bool,
     /// Flow filter.
     pub filter: Option<Filter>,
+    /// Send gratuitous ARP and VRRP advertisements as HEP (the agent's default; off in
+    /// `PipelineConfig::default()`).
+    pub net_events: bool,
 }
 
 /// Counts of what the SIP stage saw. Every payload lands in exactly one of these.
@@ -58,6 +69,8 @@ pub struct SipCounters {
     pub compressed: u64,
     /// SIP messages too large for a HEP packet even compressed.
     pub too_large: u64,
+    /// Gratuitous ARP and VRRP advertisements encoded as HEP (payload type 0x70).
+    pub net_events: u64,
 }
 
 /// The SIP stage. Full batches go to `sink`.
@@ -68,6 +81,8 @@ pub struct Pipeline<S: FnMut(Batch)> {
     batch: Batch,
     /// Reused buffer for compressing oversized messages.
     scratch: Vec<u8>,
+    /// Reused buffer for the JSON of network events.
+    event_json: String,
     sink: S,
     /// What happened to each payload.
     pub counters: SipCounters,
@@ -84,6 +99,7 @@ impl<S: FnMut(Batch)> Pipeline<S> {
             dedup,
             batch: Batch::with_capacity(),
             scratch: Vec::new(),
+            event_json: String::new(),
             sink,
             counters: SipCounters::default(),
         }
@@ -116,6 +132,42 @@ impl<S: FnMut(Batch)> Pipeline<S> {
     pub fn stream_hep(&mut self, flow: &Flow, packet: &[u8]) {
         if self.passes_filter(flow) {
             self.relay_hep(packet);
+        }
+    }
+
+    /// A gratuitous ARP or VRRP advertisement captured at `ts`, sent as HEP when network
+    /// events are on. Other ARP is left to the decoder's counters.
+    pub fn net_event(&mut self, ts: Timestamp, event: &Event) {
+        if !self.cfg.net_events {
+            return;
+        }
+        let Some(env) = net_event::encode(event, &mut self.event_json) else { return };
+        let vlan = match event {
+            Event::Arp(a) => a.vlan,
+            Event::Vrrp(v) => v.vlan,
+        };
+        let hep = Hep {
+            version: 3,
+            ip_proto: env.ip_proto,
+            src_ip: env.src,
+            dst_ip: env.dst,
+            src_port: 0,
+            dst_port: 0,
+            ts_sec: ts.sec as u32,
+            ts_usec: ts.usec,
+            payload_type: PayloadType::NetEvent,
+            capture_id: Some(self.cfg.node_id),
+            auth_key: self.cfg.auth_key.as_deref().map(str::as_bytes),
+            vlan,
+            node_name: Some(self.cfg.node_name.as_bytes()),
+            payload: Cow::Borrowed(self.event_json.as_bytes()),
+            ..Hep::default()
+        };
+        // A few hundred bytes at most: only an absurd node name or auth key can fail.
+        if hep::encode_v3(&hep, &mut self.batch.bytes).is_ok() {
+            self.batch.end_packet();
+            self.counters.net_events += 1;
+            self.flush_if_full();
         }
     }
 

@@ -128,7 +128,12 @@ impl fmt::Display for Summary {
             writeln!(f, "  error: {}: {e}", path.display())?;
         }
         let s = &self.sip;
-        line(f, "sent", &[("sip_messages", s.sip_messages), ("hep_relayed", s.hep_relayed)], true)?;
+        line(
+            f,
+            "sent",
+            &[("sip_messages", s.sip_messages), ("hep_relayed", s.hep_relayed), ("net_events", s.net_events)],
+            true,
+        )?;
         line(f, "note", &[("sent_compressed_over_64k", s.compressed)], false)?;
         line(
             f,
@@ -172,6 +177,8 @@ impl fmt::Display for Summary {
                 ("tcp_out_of_order", self.tcp.out_of_order_segments),
                 ("tcp_retransmissions", self.tcp.retransmissions),
                 ("websocket_sip", self.tcp.websocket_messages),
+                // Every ARP and VRRP frame; only gratuitous ARP and advertisements are sent.
+                ("arp_vrrp", self.packets.events),
                 ("snaplen_truncated", self.packets.truncated),
             ],
             false,

@@ -9,7 +9,9 @@
 //!
 //! The test checks that every message arrives while the agents still run (a quiet link is
 //! flushed within ~100 ms), then stops them with SIGTERM and checks exit status 0, the
-//! summary's kernel drop counters (0) and the sinks' exact counts and Call-IDs.
+//! summary's kernel drop counters (0) and the sinks' exact counts and Call-IDs. A's MAC
+//! address then changes with `arp_notify` on, so A's kernel sends one gratuitous ARP: both
+//! default kernel filters must let it through, and it arrives as a network event.
 //!
 //! Needs root (or CAP_NET_ADMIN + CAP_NET_RAW + CAP_SYS_ADMIN) and iproute2: without them it
 //! fails with a message saying so; it never skips. The traffic stays inside the two
@@ -35,6 +37,8 @@ const MTU: &str = "1400";
 const SMALL_UDP: usize = 20;
 /// Body of the large INVITE: well over the MTU, so it leaves A in three fragments.
 const BIG_BODY: usize = 3000;
+/// The MAC A takes at the end, which makes its kernel send a gratuitous ARP.
+const GARP_MAC: &str = "02:00:00:5e:77:01";
 
 // ---------------------------------------------------------------------------------------
 // The traffic: what is sent, and what the sinks must therefore see.
@@ -289,6 +293,8 @@ struct Sink {
     lines: mpsc::Receiver<String>,
     /// Call-ID of each SIP message printed so far.
     call_ids: Vec<String>,
+    /// JSON of each network event printed so far.
+    events: Vec<String>,
 }
 
 impl Sink {
@@ -304,17 +310,21 @@ impl Sink {
         let mut seen = Vec::new();
         wait_for_line(&lines, "hep-sink to listen", |l| l.starts_with("listening on "), &mut seen);
         let addr = seen.last().unwrap().trim_start_matches("listening on ").to_string();
-        Self { proc: Proc(child), addr, lines, call_ids: Vec::new() }
+        Self { proc: Proc(child), addr, lines, call_ids: Vec::new(), events: Vec::new() }
     }
 
-    /// Collects printed messages until `n` arrived or `within` passed.
-    fn collect(&mut self, n: usize, within: Duration) {
+    /// Collects printed SIP messages and network events until `n` and `events` arrived or
+    /// `within` passed.
+    fn collect(&mut self, n: usize, events: usize, within: Duration) {
         let deadline = Instant::now() + within;
-        while self.call_ids.len() < n {
+        while self.call_ids.len() < n || self.events.len() < events {
             let Some(left) = deadline.checked_duration_since(Instant::now()) else { return };
             let Ok(line) = self.lines.recv_timeout(left) else { return };
-            // `<ts> <src> -> <dst> <method|code> <call-id>`
-            if let Some(cid) = line.rsplit(' ').next().filter(|_| line.contains(" -> ")) {
+            // SIP: `<ts> <src> -> <dst> <method|code> <call-id>`; network events:
+            // `<ts> <src> -> <dst> net-event proto=<p> node=<id>/<name> <json>`.
+            if let Some((_, event)) = line.split_once(" net-event ") {
+                self.events.push(event.splitn(3, ' ').nth(2).unwrap_or_default().to_string());
+            } else if let Some(cid) = line.rsplit(' ').next().filter(|_| line.contains(" -> ")) {
                 self.call_ids.push(cid.to_string());
             }
         }
@@ -419,9 +429,21 @@ fn live_capture_between_namespaces_delivers_every_message() {
 
     // While the agents still run: everything arrives promptly, with no batch filling up.
     for sink in &mut sinks {
-        sink.collect(expected_messages(), Duration::from_secs(10));
+        sink.collect(expected_messages(), 0, Duration::from_secs(10));
     }
     let delivered_in = sent_at.elapsed();
+
+    // A new MAC on A with arp_notify on: A's kernel announces its address (one GARP).
+    let announce = [
+        vec!["netns", "exec", &net.a, "sysctl", "-qw", "net.ipv4.conf.vetha.arp_notify=1"],
+        vec!["-n", &net.a, "link", "set", "vetha", "address", GARP_MAC],
+    ];
+    for step in &announce {
+        ip(step).unwrap_or_else(|e| panic!("{e}"));
+    }
+    for sink in &mut sinks {
+        sink.collect(expected_messages(), 1, Duration::from_secs(10));
+    }
 
     let reports: Vec<(Option<i32>, String)> = agents.into_iter().map(Agent::stop).collect();
     for ((code, stderr), name) in reports.iter().zip(["default filter", "--port-range filter"]) {
@@ -434,6 +456,7 @@ fn live_capture_between_namespaces_delivers_every_message() {
     for ((sink, (_, stderr)), name) in sinks.into_iter().zip(&reports).zip(["default filter", "--port-range filter"]) {
         let mut got = sink.call_ids.clone();
         got.sort();
+        let sink_events = sink.events.clone();
         let summary = sink.finish();
         assert_eq!(
             got.len(),
@@ -441,7 +464,10 @@ fn live_capture_between_namespaces_delivers_every_message() {
             "{name}: SIP messages delivered while running (sink summary {summary}); agent:\n{stderr}"
         );
         assert_eq!(json_field(&summary, "sip"), expected_messages() as u64, "{name}: {summary}");
-        assert_eq!(json_field(&summary, "packets"), expected_messages() as u64, "{name}: nothing else sent");
+        let garp = format!(r#"{{"event":"garp","ip":"{ADDR_A}","mac":"{GARP_MAC}","op":"request"}}"#);
+        assert_eq!(sink_events, vec![garp], "{name}: the gratuitous ARP; agent:\n{stderr}");
+        assert_eq!(json_field(&summary, "net_events"), 1, "{name}: {summary}");
+        assert_eq!(json_field(&summary, "packets"), expected_messages() as u64 + 1, "{name}: nothing else sent");
         let distinct: BTreeSet<String> = got.iter().cloned().collect();
         assert_eq!(distinct, expected_call_ids(), "{name}: Call-IDs");
         assert_eq!(got.iter().filter(|c| *c == "tcp-call@sipt").count(), tcp_call().len(), "{name}: TCP call");

@@ -166,10 +166,14 @@ impl Decoder {
             return Err(DropReason::Keepalive);
         }
         let mut row = self.envelope(&hep, now_us);
-        if hep.payload_type == PayloadType::Sip {
-            if let Ok(msg) = sip::scan_with(&hep.payload, &self.scan) {
-                fill_sip(&mut row, &msg);
+        match hep.payload_type {
+            PayloadType::Sip => {
+                if let Ok(msg) = sip::scan_with(&hep.payload, &self.scan) {
+                    fill_sip(&mut row, &msg);
+                }
             }
+            PayloadType::NetEvent => row.method = net_event_method(&hep.payload),
+            _ => {}
         }
         if row.call_id.is_empty() {
             row.call_id.clone_from(&row.correlation_id);
@@ -211,6 +215,31 @@ impl Decoder {
 /// Whether the payload scanned as SIP: the start line is the only hard requirement.
 pub fn is_unparsed_sip(row: &MessageRow) -> bool {
     row.payload_type == 1 && row.method.is_empty() && row.status == 0
+}
+
+/// Longest `"event"` value kept as a method (ours are `garp` and `vrrp`).
+const MAX_EVENT_NAME: usize = 16;
+
+/// The `method` of a network event (payload type 0x70, JSON from our agent): its
+/// `"event"` value in upper case, `GARP` or `VRRP`, so queries select them as they select
+/// SIP methods (`payload_type = 112 AND method = 'GARP'`). A cheap look for the one key,
+/// not a JSON parse: the payload is a small flat object. Anything that is not a short
+/// token (letters, digits, `-`, `_`) gives an empty method; the raw payload is kept anyway.
+pub fn net_event_method(payload: &[u8]) -> String {
+    event_name(payload)
+        .filter(|n| n.len() <= MAX_EVENT_NAME && n.iter().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(b)))
+        .map(|n| String::from_utf8_lossy(n).to_ascii_uppercase())
+        .unwrap_or_default()
+}
+
+/// The string value of the first `"event"` key.
+fn event_name(payload: &[u8]) -> Option<&[u8]> {
+    const KEY: &[u8] = b"\"event\"";
+    let at = payload.windows(KEY.len()).position(|w| w == KEY)?;
+    let rest = payload[at + KEY.len()..].trim_ascii_start().strip_prefix(b":")?;
+    let value = rest.trim_ascii_start().strip_prefix(b"\"")?;
+    let end = value.iter().position(|&b| b == b'"')?;
+    Some(&value[..end])
 }
 
 fn fill_sip(row: &mut MessageRow, msg: &SipMessage<'_>) {
@@ -271,6 +300,48 @@ mod tests {
         seen.sort_unstable();
         seen.dedup();
         assert_eq!(seen.len(), 10_000);
+    }
+
+    #[test]
+    fn net_event_methods() {
+        let garp = br#"{"event":"garp","ip":"10.77.0.100","mac":"02:00:00:00:00:01","op":"request"}"#;
+        assert_eq!(net_event_method(garp), "GARP");
+        let vrrp = br#"{"event":"vrrp","version":2,"vrid":51,"priority":100,"src":"10.77.0.12","addresses":[]}"#;
+        assert_eq!(net_event_method(vrrp), "VRRP");
+        assert_eq!(net_event_method(br#"{ "event" : "vrrp" }"#), "VRRP");
+        for junk in [&b""[..], b"{", br#"{"event":"#, br#"{"event":"garp"#, br#"{"event":42}"#, br#"{"event":"a b"}"#] {
+            assert_eq!(net_event_method(junk), "", "{}", String::from_utf8_lossy(junk));
+        }
+        assert_eq!(net_event_method(br#"{"event":"averyveryverylongname"}"#), "");
+    }
+
+    #[test]
+    fn net_event_row() {
+        let json = br#"{"event":"garp","ip":"10.77.0.100","mac":"02:00:00:00:00:01","op":"request"}"#;
+        let vip: std::net::IpAddr = "10.77.0.100".parse().unwrap();
+        let h = Hep {
+            ip_proto: 0,
+            src_ip: vip,
+            dst_ip: vip,
+            ts_sec: 1_795_321_827,
+            ts_usec: 901_276,
+            payload_type: PayloadType::NetEvent,
+            capture_id: Some(12),
+            node_name: Some(b"lb2"),
+            payload: Cow::Borrowed(json),
+            ..Hep::default()
+        };
+        let mut packet = Vec::new();
+        hep::encode_v3(&h, &mut packet).unwrap();
+        let d = Decoder { auth_key: None, scan: ScanConfig::default(), ids: IdGen::new(1) };
+        let row = d.decode(&packet, 0).unwrap();
+        assert_eq!((row.payload_type, row.method.as_str(), row.call_id.as_str()), (112, "GARP", ""));
+        assert_eq!(
+            (row.ts, row.ts_us, row.node_name.as_str(), row.src_ip.as_str()),
+            (1_795_321_827, 901_276, "lb2", "10.77.0.100")
+        );
+        assert_eq!((row.is_request, row.status, &row.raw.0[..]), (0, 0, &json[..]));
+        assert!(!is_unparsed_sip(&row));
     }
 
     #[test]

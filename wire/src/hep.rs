@@ -42,6 +42,11 @@ pub enum PayloadType {
     Isup,
     /// 100: log line.
     Log,
+    /// 112 (0x70): a network event that tells who owns a virtual IP (gratuitous ARP, VRRP
+    /// advertisement) as compact JSON. Not in the HEP registry: this project's own
+    /// assignment, from the unassigned range, so a failover is visible in the same store
+    /// as the SIP it affects. Other HEP receivers keep it as an unknown type.
+    NetEvent,
     /// Any other value, kept as received.
     Unknown(u8),
 }
@@ -57,6 +62,7 @@ impl From<u8> for PayloadType {
             53 => Self::Dns,
             54 => Self::Isup,
             100 => Self::Log,
+            112 => Self::NetEvent,
             other => Self::Unknown(other),
         }
     }
@@ -73,6 +79,7 @@ impl From<PayloadType> for u8 {
             PayloadType::Dns => 53,
             PayloadType::Isup => 54,
             PayloadType::Log => 100,
+            PayloadType::NetEvent => 112,
             PayloadType::Unknown(raw) => raw,
         }
     }
@@ -1406,6 +1413,15 @@ mod tests {
         let hep = Hep { payload: Cow::Borrowed(&huge), ..Hep::default() };
         assert!(matches!(encode_v3(&hep, &mut out), Err(HepError::TooLarge { .. })));
         assert_eq!(out, [1, 2, 3]);
+    }
+
+    #[test]
+    fn payload_types_round_trip_every_value() {
+        for v in 0..=u8::MAX {
+            assert_eq!(u8::from(PayloadType::from(v)), v);
+        }
+        assert_eq!(PayloadType::from(0x70), PayloadType::NetEvent);
+        assert_eq!(PayloadType::from(99), PayloadType::Unknown(99));
     }
 
     #[test]

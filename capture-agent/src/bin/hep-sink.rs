@@ -1,7 +1,8 @@
 //! `hep-sink`: receives HEP over UDP and TCP, decodes it and counts (or prints) what
 //! arrived. For checking an agent's output, benchmarks, and debugging a HEP feed.
 //!
-//! Prints `listening on ADDR` first, then, at exit, one JSON summary line. Exits at end of
+//! Prints `listening on ADDR` first, then, at exit, one JSON summary line (`sip` counts
+//! SIP payloads, `net_events` payload type 0x70: gratuitous ARP and VRRP). Exits at end of
 //! standard input, once no TCP stream is open and (with `--idle-exit-ms N`) nothing has
 //! arrived for N ms. A test closes stdin after the agent exited: an agent exits only after
 //! the sink has read its whole TCP stream, so the counts are final.
@@ -21,6 +22,7 @@ struct Totals {
     packets: u64,
     bytes: u64,
     sip: u64,
+    net_events: u64,
     bad: u64,
     call_ids: HashSet<Vec<u8>>,
 }
@@ -62,6 +64,12 @@ impl Shared {
                         }
                     }
                 }
+                Ok(h) if h.payload_type == PayloadType::NetEvent => {
+                    t.net_events += 1;
+                    if self.print {
+                        print_net_event(&h);
+                    }
+                }
                 Ok(_) => {}
                 Err(_) => t.bad += 1,
             }
@@ -86,6 +94,24 @@ fn print_message(h: &hep::Hep<'_>, m: &wire::sip::SipMessage<'_>) {
         h.dst_port,
         what,
         String::from_utf8_lossy(m.call_id.unwrap_or_default())
+    );
+}
+
+/// `TIME SRC:PORT -> DST:PORT net-event proto=P node=ID/NAME JSON`: the whole envelope,
+/// so a test can check it.
+fn print_net_event(h: &hep::Hep<'_>) {
+    println!(
+        "{}.{:06} {}:{} -> {}:{} net-event proto={} node={}/{} {}",
+        h.ts_sec,
+        h.ts_usec,
+        h.src_ip,
+        h.src_port,
+        h.dst_ip,
+        h.dst_port,
+        h.ip_proto,
+        h.capture_id.unwrap_or(0),
+        String::from_utf8_lossy(h.node_name.unwrap_or_default()),
+        String::from_utf8_lossy(&h.payload)
     );
 }
 
@@ -163,11 +189,12 @@ fn main() {
     wait_for_exit(&args, &shared, &stdin_closed);
     let t = shared.totals.lock().expect("totals lock");
     println!(
-        "{{\"packets\":{},\"bytes\":{},\"sip\":{},\"call_ids\":{},\"bad\":{},\"seconds\":{:.3}}}",
+        "{{\"packets\":{},\"bytes\":{},\"sip\":{},\"call_ids\":{},\"net_events\":{},\"bad\":{},\"seconds\":{:.3}}}",
         t.packets,
         t.bytes,
         t.sip,
         t.call_ids.len(),
+        t.net_events,
         t.bad,
         shared.last_activity_ms.load(Ordering::Relaxed) as f64 / 1000.0
     );

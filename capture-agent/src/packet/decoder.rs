@@ -109,7 +109,7 @@ impl Decoder {
         if ctx.truncated {
             self.counters.truncated += 1;
         }
-        self.counters.record(outcome);
+        self.counters.record(&outcome);
         outcome
     }
 
@@ -231,7 +231,7 @@ impl Decoder {
             proto::IPV4 => self.enter_tunnel(ctx).and_then(|()| self.ipv4(ctx, payload, out)),
             proto::IPV6 => self.enter_tunnel(ctx).and_then(|()| self.ipv6(ctx, payload, out)),
             proto::GRE => self.enter_tunnel(ctx).and_then(|()| self.gre(ctx, payload, out)),
-            proto::VRRP => Ok(event::vrrp(payload, src, ctx.vlan)),
+            proto::VRRP => Ok(event::vrrp(payload, src, dst, ctx.vlan)),
             _ => Err(Ignored::OtherIpProto.into()),
         }
     }

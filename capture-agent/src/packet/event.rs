@@ -6,12 +6,13 @@ use std::net::{IpAddr, Ipv4Addr};
 use super::{be16, Ignored, Outcome};
 
 /// A packet that is not a transport payload but matters for failover detection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// An Ethernet/IPv4 ARP request or reply.
     Arp(ArpEvent),
-    /// A VRRP advertisement.
-    Vrrp(VrrpEvent),
+    /// A VRRP advertisement. Boxed: its address list would make every [`Outcome`] (one
+    /// per frame) several times larger, for a packet a router sends about once a second.
+    Vrrp(Box<VrrpEvent>),
 }
 
 /// The fields of an ARP packet that say who claims an address.
@@ -38,18 +39,24 @@ impl ArpEvent {
 }
 
 /// A VRRP (v2 or v3) advertisement.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VrrpEvent {
     /// The advertising router's address (the IP source).
     pub src: IpAddr,
+    /// Where it was sent: 224.0.0.18 / ff02::12, or a unicast peer (keepalived's
+    /// `unicast_peer`).
+    pub dst: IpAddr,
     /// VRRP version (2 or 3).
     pub version: u8,
     /// Virtual router id.
     pub vrid: u8,
     /// Priority (255: address owner, 0: the master is stepping down).
     pub priority: u8,
-    /// Number of virtual addresses advertised.
+    /// Number of virtual addresses the header announces.
     pub addr_count: u8,
+    /// The virtual addresses that follow the header (IPv4 or IPv6, as the packet's own
+    /// family). Fewer than `addr_count` only when the packet was cut short.
+    pub addresses: Vec<IpAddr>,
     /// Innermost VLAN id of the frame.
     pub vlan: Option<u16>,
 }
@@ -99,19 +106,42 @@ pub(super) fn arp(b: &[u8], vlan: Option<u16>) -> Outcome {
     }))
 }
 
-/// Reads a VRRP advertisement; other VRRP packet types are ignored.
-pub(super) fn vrrp(b: &[u8], src: IpAddr, vlan: Option<u16>) -> Outcome {
+/// Reads a VRRP advertisement sent from `src` to `dst`; other VRRP packet types are
+/// ignored.
+///
+/// v2 (RFC 3768) and v3 (RFC 5798) share the 8-byte header; the virtual addresses follow
+/// it, 4 bytes each over IPv4 and 16 over IPv6 (v2 then carries 8 bytes of authentication
+/// data, which we skip). A count larger than what was captured is not an error: the
+/// addresses that are there are kept, so a snap-length cut still shows who advertised.
+pub(super) fn vrrp(b: &[u8], src: IpAddr, dst: IpAddr, vlan: Option<u16>) -> Outcome {
     if b.len() < vrrp::MIN_LEN || b[vrrp::VERSION_TYPE] & 0x0f != vrrp::ADVERTISEMENT {
         return Outcome::Ignored(Ignored::OtherIpProto);
     }
-    Outcome::Event(Event::Vrrp(VrrpEvent {
+    let addr_count = b[vrrp::COUNT];
+    Outcome::Event(Event::Vrrp(Box::new(VrrpEvent {
         src,
+        dst,
         version: b[vrrp::VERSION_TYPE] >> 4,
         vrid: b[vrrp::VRID],
         priority: b[vrrp::PRIORITY],
-        addr_count: b[vrrp::COUNT],
+        addr_count,
+        addresses: virtual_addresses(&b[vrrp::MIN_LEN..], addr_count, src.is_ipv6()),
         vlan,
-    }))
+    })))
+}
+
+/// Up to `count` addresses from the start of `b`, as many as it holds whole.
+fn virtual_addresses(b: &[u8], count: u8, ipv6: bool) -> Vec<IpAddr> {
+    let width = if ipv6 { 16 } else { 4 };
+    b.chunks_exact(width).take(usize::from(count)).filter_map(address).collect()
+}
+
+/// An IPv4 (4 bytes) or IPv6 (16 bytes) address.
+fn address(bytes: &[u8]) -> Option<IpAddr> {
+    match <[u8; 4]>::try_from(bytes) {
+        Ok(v4) => Some(IpAddr::from(v4)),
+        Err(_) => <[u8; 16]>::try_from(bytes).ok().map(IpAddr::from),
+    }
 }
 
 #[cfg(test)]
@@ -132,9 +162,51 @@ mod tests {
     #[test]
     fn vrrp_advertisement() {
         let src = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+        let dst = IpAddr::V4(Ipv4Addr::new(224, 0, 0, 18));
         let p = [0x21, 51, 100, 1, 0, 1, 0, 0, 10, 0, 0, 100];
-        let want = VrrpEvent { src, version: 2, vrid: 51, priority: 100, addr_count: 1, vlan: None };
-        assert_eq!(vrrp(&p, src, None), Outcome::Event(Event::Vrrp(want)));
-        assert_eq!(vrrp(&p[..7], src, None), Outcome::Ignored(Ignored::OtherIpProto));
+        let want = VrrpEvent {
+            src,
+            dst,
+            version: 2,
+            vrid: 51,
+            priority: 100,
+            addr_count: 1,
+            addresses: vec![IpAddr::V4(Ipv4Addr::new(10, 0, 0, 100))],
+            vlan: None,
+        };
+        assert_eq!(vrrp(&p, src, dst, None), Outcome::Event(Event::Vrrp(Box::new(want))));
+        assert_eq!(vrrp(&p[..7], src, dst, None), Outcome::Ignored(Ignored::OtherIpProto));
+    }
+
+    fn addresses_of(outcome: Outcome) -> Vec<IpAddr> {
+        match outcome {
+            Outcome::Event(Event::Vrrp(v)) => v.addresses,
+            other => panic!("not VRRP: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn vrrp_address_lists() {
+        let (src, dst) = (IpAddr::from([10, 77, 0, 12]), IpAddr::from([10, 77, 0, 11]));
+        // v2 with two addresses and its 8 bytes of (empty) authentication data.
+        let mut v2 = vec![0x21, 51, 150, 2, 0, 1, 0, 0, 10, 77, 0, 100, 10, 77, 0, 101];
+        v2.extend_from_slice(&[0; 8]);
+        let want = vec![IpAddr::from([10, 77, 0, 100]), IpAddr::from([10, 77, 0, 101])];
+        assert_eq!(addresses_of(vrrp(&v2, src, dst, None)), want);
+        // v3 over IPv4: same layout, no authentication data.
+        let v3 = [0x31, 51, 150, 2, 0, 100, 0, 0, 10, 77, 0, 100, 10, 77, 0, 101];
+        assert_eq!(addresses_of(vrrp(&v3, src, dst, None)), want);
+        // A count larger than the packet keeps the whole addresses present only.
+        assert_eq!(addresses_of(vrrp(&v3[..14], src, dst, None)), want[..1]);
+        let mut claims_more = v3;
+        claims_more[3] = 255;
+        assert_eq!(addresses_of(vrrp(&claims_more, src, dst, None)), want);
+        // No address at all (seen in the corpus: a v2 advertisement with count 0).
+        assert!(addresses_of(vrrp(&v3[..8], src, dst, None)).is_empty());
+        // v3 over IPv6: 16-byte addresses.
+        let (src6, dst6): (IpAddr, IpAddr) = ("fe80::1".parse().unwrap(), "ff02::12".parse().unwrap());
+        let mut v6 = vec![0x31, 7, 100, 1, 0, 100, 0, 0];
+        v6.extend_from_slice(&"2001:db8::100".parse::<std::net::Ipv6Addr>().unwrap().octets());
+        assert_eq!(addresses_of(vrrp(&v6, src6, dst6, None)), vec!["2001:db8::100".parse::<IpAddr>().unwrap()]);
     }
 }

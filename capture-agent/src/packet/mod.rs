@@ -91,7 +91,7 @@ impl TcpFlags {
 }
 
 /// What became of one frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// This many segments were passed to the callback (at least one).
     Delivered(u32),
@@ -263,13 +263,13 @@ impl Counters {
         self.dropped.iter().sum()
     }
 
-    fn record(&mut self, outcome: Outcome) {
+    fn record(&mut self, outcome: &Outcome) {
         match outcome {
             Outcome::Delivered(_) => {}
             Outcome::FragmentHeld => self.fragments_held += 1,
             Outcome::Event(_) => self.events += 1,
-            Outcome::Ignored(r) => self.ignored[r as usize] += 1,
-            Outcome::Dropped(r) => self.dropped[r as usize] += 1,
+            Outcome::Ignored(r) => self.ignored[*r as usize] += 1,
+            Outcome::Dropped(r) => self.dropped[*r as usize] += 1,
         }
     }
 }

@@ -196,6 +196,22 @@ fn lb_failover_is_found_with_its_calls() {
     check_call_impacts(&r);
 }
 
+/// The same failover with keepalived (VRRP) moving the VIP: found by the new master's
+/// announcement.
+#[test]
+fn keepalived_failover_is_found_by_its_announcement() {
+    let r = replay("lb-failover-vrrp");
+    check_links(&r, "lb-failover-vrrp");
+    let events = failovers(&r);
+    let truth = &r.truth["events"][0];
+    let e = the_event(&events, "vip_moved", r.truth["vip"].as_str().unwrap(), truth["t"].as_f64().unwrap());
+    assert_eq!((e["from"].as_str(), e["to"].as_str()), (Some("lb1"), Some("lb2")));
+    let said = e["evidence"].as_array().unwrap().iter().any(|l| l.as_str().unwrap().contains("VRRP advertisement"));
+    assert!(said, "{e:#}");
+    check_impacted(&r, e, None);
+    check_call_impacts(&r);
+}
+
 #[test]
 fn backend_crash_is_found_with_its_calls() {
     let r = replay("backend-crash");

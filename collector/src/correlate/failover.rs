@@ -276,9 +276,7 @@ fn ownership_moves(seconds: &[ActivitySecond]) -> Vec<Move> {
 }
 
 fn vip_event(vip: &str, m: &Move, news: &[Announcement]) -> Event {
-    let said = news
-        .iter()
-        .find(|n| n.time_us > m.last_old_us && n.time_us <= m.first_new_us && n.addresses.iter().any(|a| a == vip));
+    let said = announcement_of_move(vip, m, news);
     let time_us = said.map_or(m.first_new_us, |n| n.time_us);
     let mut e = Event::new(EventKind::VipMoved, time_us, vip).alive_until(m.last_old_us);
     e.from = Some(m.from.clone());
@@ -304,6 +302,21 @@ fn vip_event(vip: &str, m: &Move, news: &[Announcement]) -> Event {
         m.first_new_us.saturating_sub(m.last_old_us) as f64 / 1e6
     ));
     e
+}
+
+/// The announcement that made the move: a gratuitous ARP for the VIP, or a VRRP
+/// advertisement for it from a router other than the one advertising before (the old
+/// master keeps advertising until it dies), between the old owner's last packet and the
+/// new owner's first.
+fn announcement_of_move<'a>(vip: &str, m: &Move, news: &'a [Announcement]) -> Option<&'a Announcement> {
+    let about = |n: &&Announcement| n.addresses.iter().any(|a| a == vip);
+    let old_master =
+        news.iter().filter(about).filter(|n| n.kind == "vrrp" && n.time_us <= m.last_old_us).last().map(|n| &n.src);
+    news.iter().filter(about).find(|n| {
+        n.time_us > m.last_old_us
+            && n.time_us <= m.first_new_us
+            && (n.kind == "garp" || old_master.is_none_or(|old| *old != n.src))
+    })
 }
 
 /// Backends: configured, else the addresses probed with OPTIONS by a load balancer (a

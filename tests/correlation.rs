@@ -42,7 +42,7 @@ fn replay_into(scenario: &str, db: &str, collectors: &[&Collector]) -> Value {
         assert!(out.status.success(), "{scenario}/{host}: {}", String::from_utf8_lossy(&out.stderr));
         sent += sent_by(&out);
     }
-    assert!(wait_for_rows(&db, sent) >= sent, "{scenario}: not every message stored");
+    assert!(wait_for_rows(db, sent) >= sent, "{scenario}: not every message stored");
     // The call summaries (a materialized view) can trail the rows by a moment.
     let calls = |table: &str| sql(&format!("SELECT uniqExact(call_id) FROM {db}.{table} WHERE call_id != ''"));
     assert!(eventually(|| calls("sip_calls") == calls("sip_messages")), "{scenario}: call summaries missing");

@@ -310,12 +310,8 @@ fn vip_event(vip: &str, m: &Move, news: &[Announcement]) -> Event {
 /// new owner's first.
 fn announcement_of_move<'a>(vip: &str, m: &Move, news: &'a [Announcement]) -> Option<&'a Announcement> {
     let about = |n: &&Announcement| n.addresses.iter().any(|a| a == vip);
-    let old_master = news
-        .iter()
-        .filter(about)
-        .filter(|n| n.kind == "vrrp" && n.time_us <= m.last_old_us)
-        .next_back()
-        .map(|n| &n.src);
+    let old_master =
+        news.iter().filter(about).rfind(|n| n.kind == "vrrp" && n.time_us <= m.last_old_us).map(|n| &n.src);
     news.iter().filter(about).find(|n| {
         n.time_us > m.last_old_us
             && n.time_us <= m.first_new_us
